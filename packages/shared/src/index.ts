@@ -1,1 +1,9 @@
-export {};
+export * from "./errors.js";
+export * from "./money.js";
+export * from "./schemas/common.js";
+export * from "./schemas/kv-cache.js";
+export * from "./schemas/memory.js";
+export * from "./schemas/reasoning-chain.js";
+export * from "./schemas/stats.js";
+export * from "./schemas/api-keys.js";
+export * from "./tensor/index.js";

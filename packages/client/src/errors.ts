@@ -1,0 +1,50 @@
+import { ERROR_STATUS, isErrorCode, type ErrorCode, type ErrorDetail } from "@memory-exchange/shared";
+import { TRPCClientError } from "@trpc/client";
+import type { AppRouter } from "@memory-exchange/server/router";
+
+interface ErrorData {
+  code?: unknown;
+  details?: ErrorDetail[];
+  requestId?: string;
+}
+
+/**
+ * A failed call: `code` is the service's machine code (one of ERROR_CODES),
+ * `status` its HTTP status, `details` the invalid fields. It is also a
+ * TRPCClientError, so tRPC-aware code keeps working.
+ */
+export class MemoryExchangeError extends TRPCClientError<AppRouter> {
+  override readonly name = "MemoryExchangeError";
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: ErrorDetail[];
+  readonly requestId: string | undefined;
+
+  private constructor(source: TRPCClientError<AppRouter>, code: ErrorCode, message: string, extra: ErrorData) {
+    super(message, { cause: source, result: source.shape ? { error: source.shape } : undefined, meta: source.meta });
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+    this.details = extra.details ?? [];
+    this.requestId = extra.requestId;
+  }
+
+  /** Wraps what a call threw; transport failures (no answer from the service) get code INTERNAL. */
+  static override from(error: unknown): MemoryExchangeError {
+    if (error instanceof MemoryExchangeError) return error;
+    const source = error instanceof TRPCClientError ? (error as TRPCClientError<AppRouter>) : TRPCClientError.from<AppRouter>(error as Error);
+    // tRPC errors carry `data`; failures before tRPC runs (e.g. body too large) carry the REST envelope.
+    const envelope = (source.meta?.responseJSON ?? {}) as { code?: unknown; details?: ErrorDetail[]; request_id?: string; error?: unknown };
+    const data: ErrorData = (source.data as ErrorData | undefined) ?? {
+      code: envelope.code,
+      details: envelope.details,
+      requestId: envelope.request_id,
+    };
+    const code: ErrorCode = isErrorCode(data.code) ? data.code : "INTERNAL";
+    const message = !source.data && typeof envelope.error === "string" ? envelope.error : source.message;
+    return new MemoryExchangeError(source, code, message, data);
+  }
+}
+
+export function isMemoryExchangeError(error: unknown, code?: ErrorCode): error is MemoryExchangeError {
+  return error instanceof MemoryExchangeError && (code === undefined || error.code === code);
+}

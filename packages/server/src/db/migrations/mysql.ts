@@ -1,0 +1,115 @@
+import { addColumn, addIndex, idempotentSql, type Migration } from "./steps.js";
+
+/** MySQL / MariaDB / TiDB migrations. Portable SQL only: no IF NOT EXISTS on columns, no RETURNING. */
+export const mysqlMigrations: Migration[] = [
+  {
+    id: "0001_legacy_tables",
+    steps: [
+      // Exactly the main app's existing tables (reference/legacy-schema.sql).
+      idempotentSql(`CREATE TABLE IF NOT EXISTS memory_exchanges (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  seller_id INT NOT NULL,
+  buyer_id INT NOT NULL,
+  memory_type ENUM('kv_cache', 'reasoning_chain', 'long_term_memory') NOT NULL,
+  kv_cache_data TEXT,
+  w_matrix_version VARCHAR(20),
+  source_model VARCHAR(50),
+  target_model VARCHAR(50),
+  context_length INT,
+  token_count INT,
+  price DECIMAL(10, 2) NOT NULL,
+  quality_score DECIMAL(3, 2),
+  alignment_quality TEXT,
+  status ENUM('pending', 'completed', 'failed') NOT NULL DEFAULT 'pending',
+  createdAt TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  INDEX seller_idx (seller_id),
+  INDEX buyer_idx (buyer_id),
+  INDEX memory_type_idx (memory_type),
+  INDEX status_idx (status)
+)`),
+      idempotentSql(`CREATE TABLE IF NOT EXISTS reasoning_chains (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  creator_id INT NOT NULL,
+  chain_name VARCHAR(255) NOT NULL,
+  description TEXT NOT NULL,
+  category VARCHAR(100) NOT NULL,
+  input_example TEXT,
+  output_example TEXT,
+  kv_cache_snapshot TEXT,
+  source_model VARCHAR(50) NOT NULL,
+  w_matrix_version VARCHAR(20),
+  step_count INT,
+  avg_quality DECIMAL(3, 2) DEFAULT 0.00,
+  review_count INT NOT NULL DEFAULT 0,
+  price_per_use DECIMAL(10, 2) NOT NULL,
+  usage_count INT NOT NULL DEFAULT 0,
+  total_revenue DECIMAL(12, 2) NOT NULL DEFAULT 0.00,
+  status ENUM('draft', 'active', 'inactive') NOT NULL DEFAULT 'draft',
+  createdAt TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  updatedAt TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+  INDEX creator_idx (creator_id),
+  INDEX category_idx (category),
+  INDEX status_idx (status)
+)`),
+    ],
+  },
+  {
+    id: "0002_trades_and_payload_refs",
+    steps: [
+      addColumn("memory_exchanges", "description", "TEXT NULL"),
+      // A trade row points at the listing it bought (listing_id) or the chain it used (chain_id);
+      // listings and the older code's rows leave both NULL.
+      addColumn("memory_exchanges", "listing_id", "INT NULL"),
+      addColumn("memory_exchanges", "chain_id", "INT NULL"),
+      addColumn("memory_exchanges", "payload_digest", "CHAR(64) NULL"),
+      addColumn("memory_exchanges", "payload_size", "BIGINT NULL"),
+      addColumn("reasoning_chains", "payload_digest", "CHAR(64) NULL"),
+      addColumn("reasoning_chains", "payload_size", "BIGINT NULL"),
+      // At most one purchase per (listing, buyer); NULL listing_id rows are not constrained.
+      addIndex("memory_exchanges", "mx_listing_buyer_uq", "UNIQUE INDEX mx_listing_buyer_uq (listing_id, buyer_id)"),
+      addIndex("memory_exchanges", "mx_status_created_idx", "INDEX mx_status_created_idx (status, createdAt, id)"),
+      addIndex("memory_exchanges", "mx_chain_idx", "INDEX mx_chain_idx (chain_id)"),
+      addIndex("reasoning_chains", "mx_chain_status_created_idx", "INDEX mx_chain_status_created_idx (status, createdAt, id)"),
+    ],
+  },
+  {
+    id: "0003_api_keys_and_payload_store",
+    steps: [
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_api_keys (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id INT NOT NULL,
+  name VARCHAR(100) NOT NULL,
+  key_hash CHAR(64) NOT NULL,
+  prefix VARCHAR(16) NOT NULL,
+  scopes VARCHAR(100) NOT NULL,
+  created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  last_used_at TIMESTAMP NULL DEFAULT NULL,
+  expires_at TIMESTAMP NULL DEFAULT NULL,
+  revoked_at TIMESTAMP NULL DEFAULT NULL,
+  UNIQUE INDEX mx_api_keys_hash_uq (key_hash),
+  INDEX mx_api_keys_user_idx (user_id)
+)`),
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_payloads (
+  digest CHAR(64) NOT NULL PRIMARY KEY,
+  size BIGINT NOT NULL,
+  chunk_count INT NOT NULL,
+  kind VARCHAR(20) NOT NULL,
+  tensors TEXT NOT NULL,
+  created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+)`),
+      // Chunks of at most 1 MiB: every row fits TiDB's 6 MiB entry limit and MariaDB's default packet.
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_payload_chunks (
+  digest CHAR(64) NOT NULL,
+  seq INT NOT NULL,
+  data MEDIUMBLOB NOT NULL,
+  PRIMARY KEY (digest, seq)
+)`),
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_payload_owners (
+  digest CHAR(64) NOT NULL,
+  user_id INT NOT NULL,
+  created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (digest, user_id)
+)`),
+    ],
+  },
+];

@@ -1,0 +1,78 @@
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { drizzle as drizzleMysql, type MySql2Database } from "drizzle-orm/mysql2";
+import { drizzle as drizzleSqlite, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
+import mysql from "mysql2/promise";
+import type { DatabaseConfig } from "../config.js";
+import * as mysqlSchema from "./mysql-schema.js";
+import * as sqliteSchema from "./sqlite-schema.js";
+
+export interface MysqlDatabase {
+  dialect: "mysql";
+  db: MySql2Database<typeof mysqlSchema>;
+  pool: mysql.Pool;
+  close(): Promise<void>;
+}
+
+export interface SqliteDatabase {
+  dialect: "sqlite";
+  db: BetterSQLite3Database<typeof sqliteSchema>;
+  sqlite: BetterSqlite3.Database;
+  close(): Promise<void>;
+}
+
+export type Database = MysqlDatabase | SqliteDatabase;
+
+export function openDatabase(config: DatabaseConfig): Database {
+  return config.dialect === "sqlite" ? openSqlite(config.file) : openMysql(config);
+}
+
+function openSqlite(file: string): SqliteDatabase {
+  if (file !== ":memory:") mkdirSync(dirname(resolve(file)), { recursive: true });
+  const sqlite = new BetterSqlite3(file);
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("synchronous = NORMAL");
+  sqlite.pragma("busy_timeout = 5000");
+  return {
+    dialect: "sqlite",
+    db: drizzleSqlite(sqlite, { schema: sqliteSchema }),
+    sqlite,
+    close: async () => {
+      if (sqlite.open) sqlite.close();
+    },
+  };
+}
+
+function openMysql(config: Extract<DatabaseConfig, { dialect: "mysql" }>): MysqlDatabase {
+  const pool = mysql.createPool({
+    host: config.host,
+    port: config.port,
+    user: config.user,
+    password: config.password,
+    database: config.database,
+    connectionLimit: config.poolSize,
+    // Every timestamp is UTC on the wire and in the session, whatever the server's zone.
+    timezone: "Z",
+    dateStrings: true,
+    supportBigNumbers: true,
+    enableKeepAlive: true,
+    connectTimeout: 5_000,
+    ...(config.ssl ? { ssl: { minVersion: "TLSv1.2", rejectUnauthorized: true } } : {}),
+  });
+  // Raw (callback) connection: set the session zone before the connection is handed out.
+  pool.pool.on("connection", (connection) => {
+    connection.query("SET time_zone = '+00:00'");
+  });
+  let closed = false;
+  return {
+    dialect: "mysql",
+    db: drizzleMysql(pool, { schema: mysqlSchema, mode: "default" }),
+    pool,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import { randomUUID } from "node:crypto";
+import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from "@trpc/server/adapters/fastify";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { Config } from "../config.js";
+import { migrate } from "../db/migrate.js";
+import { openDatabase, type Database } from "../db/open-database.js";
+import { ApiKeyVerifier } from "../domain/api-keys.js";
+import { DomainError } from "../errors.js";
+import { createStore } from "../store/create-store.js";
+import { appRouter, type AppRouter } from "../trpc/root.js";
+import { createContext, type Services } from "../trpc/trpc.js";
+import { VERSION } from "../version.js";
+import { handleHttpError, ok, sendError } from "./envelope.js";
+
+export interface MemoryExchangeServer {
+  app: FastifyInstance;
+  services: Services;
+  database: Database;
+  /** Listens on the configured host/port; resolves to the bound address. */
+  listen(): Promise<string>;
+  /** Stops accepting, drains in-flight requests, flushes key usage, closes the database. */
+  close(): Promise<void>;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+function loggerOptions(config: Config): FastifyServerOptions["logger"] {
+  if (config.logLevel === "silent") return false;
+  return {
+    level: config.logLevel,
+    // Keys and payloads never reach the log.
+    redact: { paths: ["req.headers.authorization", 'req.headers["x-api-key"]', "body", "req.body"], remove: true },
+    ...(config.logPretty ? { transport: { target: "pino-pretty", options: { translateTime: "SYS:HH:MM:ss.l" } } } : {}),
+  };
+}
+
+export async function buildServer(config: Config, options: { database?: Database } = {}): Promise<MemoryExchangeServer> {
+  const database = options.database ?? openDatabase(config.database);
+  if (config.migrateOnStart) await migrate(database);
+  const store = createStore(database);
+
+  const app = Fastify({
+    logger: loggerOptions(config),
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+  });
+  const keys = new ApiKeyVerifier(store, { ttlMs: config.keyCacheTtlMs });
+  const services: Services = { store, keys, log: app.log, version: VERSION };
+
+  app.addHook("onRequest", async (request, reply) => {
+    void reply.header("x-request-id", request.id);
+  });
+  app.setErrorHandler(handleHttpError);
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new DomainError("NOT_FOUND", `No route ${request.method} ${request.url.split("?")[0]}`)),
+  );
+
+  const health = { status: "ok" as const, service: "memory-exchange" as const, version: VERSION };
+  // Plain fields for health checkers, plus the REST envelope for seed-style clients.
+  app.get("/health", async () => ({ ...health, ...ok(health) }));
+  app.get("/ready", async (_request, reply) => {
+    try {
+      await store.ping();
+      if (!(await store.isMigrated())) throw new Error("not migrated");
+      return ok({ status: "ready" });
+    } catch {
+      return sendError(reply, new DomainError("DATABASE_UNAVAILABLE", "The database is unreachable or not migrated", undefined, 1));
+    }
+  });
+
+  await app.register(fastifyTRPCPlugin, {
+    prefix: "/trpc",
+    trpcOptions: {
+      router: appRouter,
+      createContext: ({ req }) =>
+        createContext(services, {
+          requestId: req.id,
+          header: (name) => {
+            const value = req.headers[name];
+            return Array.isArray(value) ? value[0] : value;
+          },
+        }),
+    } satisfies FastifyTRPCPluginOptions<AppRouter>["trpcOptions"],
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    services,
+    database,
+    async listen() {
+      return app.listen({ port: config.port, host: config.host });
+    },
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await keys.close();
+        await database.close();
+      })();
+      return closing;
+    },
+  };
+}

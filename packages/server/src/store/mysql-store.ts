@@ -1,0 +1,349 @@
+import { centsToDecimalString, decimalStringToCents } from "@memory-exchange/shared";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { isMigrated } from "../db/migrate.js";
+import { apiKeys, memoryExchanges as ex, payloadChunks, payloadOwners, payloads, reasoningChains as rc } from "../db/mysql-schema.js";
+import type { MysqlDatabase } from "../db/open-database.js";
+import {
+  chainBrowseWhere,
+  chainStatsSelection,
+  chunksOf,
+  concatChunks,
+  exchangeStatsSelection,
+  isListing,
+  listingBrowseWhere,
+  toApiKeyRow,
+  tradesWhere,
+} from "./queries.js";
+import { ChainUnavailableError, PAYLOAD_CHUNK_BYTES, type ChainRow, type Store } from "./store.js";
+
+const exchangeColumns = {
+  id: ex.id,
+  sellerId: ex.sellerId,
+  buyerId: ex.buyerId,
+  memoryType: ex.memoryType,
+  kvCacheData: ex.kvCacheData,
+  sourceModel: ex.sourceModel,
+  targetModel: ex.targetModel,
+  contextLength: ex.contextLength,
+  tokenCount: ex.tokenCount,
+  priceCents: ex.priceCents,
+  qualityScore: ex.qualityScore,
+  status: ex.status,
+  createdAt: ex.createdAt,
+  description: ex.description,
+  listingId: ex.listingId,
+  chainId: ex.chainId,
+  payloadDigest: ex.payloadDigest,
+  payloadSize: ex.payloadSize,
+};
+
+const chainColumns = {
+  id: rc.id,
+  creatorId: rc.creatorId,
+  chainName: rc.chainName,
+  description: rc.description,
+  category: rc.category,
+  inputExample: rc.inputExample,
+  outputExample: rc.outputExample,
+  kvCacheSnapshot: rc.kvCacheSnapshot,
+  sourceModel: rc.sourceModel,
+  stepCount: rc.stepCount,
+  avgQuality: rc.avgQuality,
+  reviewCount: rc.reviewCount,
+  pricePerUseCents: rc.pricePerUseCents,
+  usageCount: rc.usageCount,
+  totalRevenueCents: rc.totalRevenueCents,
+  status: rc.status,
+  createdAt: rc.createdAt,
+  payloadDigest: rc.payloadDigest,
+  payloadSize: rc.payloadSize,
+};
+
+const apiKeyColumns = {
+  id: apiKeys.id,
+  userId: apiKeys.userId,
+  name: apiKeys.name,
+  keyHash: apiKeys.keyHash,
+  prefix: apiKeys.prefix,
+  scopes: apiKeys.scopes,
+  createdAt: apiKeys.createdAt,
+  lastUsedAt: apiKeys.lastUsedAt,
+  expiresAt: apiKeys.expiresAt,
+  revokedAt: apiKeys.revokedAt,
+};
+
+/** MySQL TIMESTAMP keeps whole seconds; truncating here keeps cursors and reads consistent. */
+const wholeSeconds = (date: Date) => new Date(Math.floor(date.getTime() / 1000) * 1000);
+
+type InsertResult = [{ insertId: number; affectedRows: number }, unknown];
+
+export function createMysqlStore(database: MysqlDatabase): Store {
+  const { db } = database;
+
+  const findExchange = async (id: number) => (await db.select(exchangeColumns).from(ex).where(eq(ex.id, id)).limit(1))[0] ?? null;
+  const findChain = async (id: number): Promise<ChainRow | null> =>
+    (await db.select(chainColumns).from(rc).where(eq(rc.id, id)).limit(1))[0] ?? null;
+
+  const store: Store = {
+    dialect: "mysql",
+
+    async insertListing(listing) {
+      const [result] = (await db.insert(ex).values({
+        sellerId: listing.sellerId,
+        buyerId: 0,
+        memoryType: listing.memoryType,
+        sourceModel: listing.sourceModel,
+        priceCents: listing.priceCents,
+        description: listing.description,
+        tokenCount: listing.tokenCount,
+        contextLength: listing.contextLength,
+        payloadDigest: listing.payloadDigest,
+        payloadSize: listing.payloadSize,
+        status: "pending",
+        createdAt: wholeSeconds(new Date()),
+      })) as unknown as InsertResult;
+      return result.insertId;
+    },
+
+    async findListing(id) {
+      const rows = await db.select(exchangeColumns).from(ex).where(and(eq(ex.id, id), isListing(ex))).limit(1);
+      return rows[0] ?? null;
+    },
+
+    async browseListings(filter) {
+      return db
+        .select(exchangeColumns)
+        .from(ex)
+        .where(listingBrowseWhere(ex, filter))
+        .orderBy(desc(ex.createdAt), desc(ex.id))
+        .limit(filter.limit)
+        .offset(filter.offset);
+    },
+
+    async findPurchase(listingId, buyerId) {
+      const rows = await db
+        .select(exchangeColumns)
+        .from(ex)
+        .where(and(eq(ex.listingId, listingId), eq(ex.buyerId, buyerId), eq(ex.status, "completed")))
+        .limit(1);
+      if (rows[0]) return rows[0];
+      // The older code sold a listing by completing the listing row itself.
+      const legacy = await db
+        .select(exchangeColumns)
+        .from(ex)
+        .where(and(eq(ex.id, listingId), eq(ex.buyerId, buyerId), eq(ex.status, "completed"), isListing(ex)))
+        .limit(1);
+      return legacy[0] ?? null;
+    },
+
+    async recordPurchase({ listing, buyerId, targetModel }) {
+      // The unique index (listing_id, buyer_id) decides races: a duplicate changes nothing.
+      const [result] = (await db
+        .insert(ex)
+        .values({
+          sellerId: listing.sellerId,
+          buyerId,
+          memoryType: listing.memoryType,
+          sourceModel: listing.sourceModel,
+          targetModel,
+          priceCents: listing.priceCents,
+          status: "completed",
+          listingId: listing.id,
+          payloadDigest: listing.payloadDigest,
+          payloadSize: listing.payloadSize,
+          createdAt: wholeSeconds(new Date()),
+        })
+        .onDuplicateKeyUpdate({ set: { id: sql`id` } })) as unknown as InsertResult;
+      if (result.affectedRows === 1) return { trade: (await findExchange(result.insertId))!, created: true };
+      const existing = await store.findPurchase(listing.id, buyerId);
+      if (!existing) throw new Error("purchase conflict without an existing purchase");
+      return { trade: existing, created: false };
+    },
+
+    async insertChain(chain) {
+      const [result] = (await db.insert(rc).values({
+        creatorId: chain.creatorId,
+        chainName: chain.chainName,
+        description: chain.description,
+        category: chain.category,
+        sourceModel: chain.sourceModel,
+        pricePerUseCents: chain.pricePerUseCents,
+        stepCount: chain.stepCount,
+        inputExample: chain.inputExample,
+        outputExample: chain.outputExample,
+        payloadDigest: chain.payloadDigest,
+        payloadSize: chain.payloadSize,
+        status: "active",
+        createdAt: wholeSeconds(new Date()),
+      })) as unknown as InsertResult;
+      return result.insertId;
+    },
+
+    findChain,
+
+    async browseChains(filter) {
+      return db
+        .select(chainColumns)
+        .from(rc)
+        .where(chainBrowseWhere(rc, filter))
+        .orderBy(desc(rc.createdAt), desc(rc.id))
+        .limit(filter.limit)
+        .offset(filter.offset);
+    },
+
+    async recordChainUse({ chain, userId, priceCents, targetModel }) {
+      return db.transaction(async (tx) => {
+        // Counters first: the row lock serialises concurrent uses and the WHERE re-checks availability.
+        const [update] = (await tx
+          .update(rc)
+          .set({
+            usageCount: sql`${rc.usageCount} + 1`,
+            totalRevenueCents: sql`${rc.totalRevenueCents} + ${centsToDecimalString(priceCents)}`,
+          })
+          .where(and(eq(rc.id, chain.id), eq(rc.status, "active")))) as unknown as InsertResult;
+        if (update.affectedRows !== 1) throw new ChainUnavailableError(chain.id);
+        const [insert] = (await tx.insert(ex).values({
+          sellerId: chain.creatorId,
+          buyerId: userId,
+          memoryType: "reasoning_chain",
+          sourceModel: chain.sourceModel,
+          targetModel,
+          priceCents,
+          status: "completed",
+          chainId: chain.id,
+          payloadDigest: chain.payloadDigest,
+          payloadSize: chain.payloadSize,
+          createdAt: wholeSeconds(new Date()),
+        })) as unknown as InsertResult;
+        const trade = (await tx.select(exchangeColumns).from(ex).where(eq(ex.id, insert.insertId)))[0]!;
+        const updated = (await tx.select(chainColumns).from(rc).where(eq(rc.id, chain.id)))[0]!;
+        return { trade, chain: updated };
+      });
+    },
+
+    async listTrades(userId, role, limit, offset) {
+      return db
+        .select(exchangeColumns)
+        .from(ex)
+        .where(tradesWhere(ex, userId, role))
+        .orderBy(desc(ex.createdAt), desc(ex.id))
+        .limit(limit)
+        .offset(offset);
+    },
+
+    findTrade: async (id) => {
+      const row = await findExchange(id);
+      return row && row.status === "completed" ? row : null;
+    },
+
+    async stats() {
+      const [exchange] = await db.select(exchangeStatsSelection(ex)).from(ex);
+      const [chains] = await db.select(chainStatsSelection(rc)).from(rc);
+      return {
+        totalMemories: Number(exchange!.totalMemories),
+        availableMemories: Number(exchange!.availableMemories),
+        totalTransactions: Number(exchange!.totalTransactions),
+        chainUses: Number(exchange!.chainUses),
+        // SUM over DECIMAL is an exact DECIMAL string.
+        totalVolumeCents: decimalStringToCents(String(exchange!.totalVolume)),
+        totalReasoningChains: Number(chains!.total),
+        activeReasoningChains: Number(chains!.active),
+      };
+    },
+
+    async insertApiKey(key) {
+      const [result] = (await db.insert(apiKeys).values({
+        userId: key.userId,
+        name: key.name,
+        keyHash: key.keyHash,
+        prefix: key.prefix,
+        scopes: key.scopes.join(","),
+        expiresAt: key.expiresAt ? wholeSeconds(key.expiresAt) : null,
+        createdAt: wholeSeconds(new Date()),
+      })) as unknown as InsertResult;
+      return (await store.findApiKey(result.insertId))!;
+    },
+
+    async findApiKeyByHash(keyHash) {
+      const rows = await db.select(apiKeyColumns).from(apiKeys).where(eq(apiKeys.keyHash, keyHash)).limit(1);
+      return rows[0] ? toApiKeyRow(rows[0]) : null;
+    },
+
+    async findApiKey(id) {
+      const rows = await db.select(apiKeyColumns).from(apiKeys).where(eq(apiKeys.id, id)).limit(1);
+      return rows[0] ? toApiKeyRow(rows[0]) : null;
+    },
+
+    async listApiKeys(userId) {
+      const rows = await db
+        .select(apiKeyColumns)
+        .from(apiKeys)
+        .where(userId === undefined ? undefined : eq(apiKeys.userId, userId))
+        .orderBy(asc(apiKeys.id));
+      return rows.map(toApiKeyRow);
+    },
+
+    async revokeApiKey(id, at) {
+      const [result] = (await db
+        .update(apiKeys)
+        .set({ revokedAt: wholeSeconds(at) })
+        .where(and(eq(apiKeys.id, id), sql`${apiKeys.revokedAt} IS NULL`))) as unknown as InsertResult;
+      return result.affectedRows === 1;
+    },
+
+    async touchApiKeys(ids, at) {
+      if (ids.length === 0) return;
+      await db.update(apiKeys).set({ lastUsedAt: wholeSeconds(at) }).where(inArray(apiKeys.id, ids));
+    },
+
+    async putPayload(payload) {
+      const known = await store.getPayloadInfo(payload.digest);
+      if (!known) {
+        let chunkCount = 0;
+        for (const chunk of chunksOf(payload.bytes, PAYLOAD_CHUNK_BYTES)) {
+          await db
+            .insert(payloadChunks)
+            .values({ digest: payload.digest, seq: chunk.seq, data: Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength) })
+            .onDuplicateKeyUpdate({ set: { seq: sql`seq` } });
+          chunkCount++;
+        }
+        // The payload row is written last: its presence means every chunk is there.
+        await db
+          .insert(payloads)
+          .values({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors })
+          .onDuplicateKeyUpdate({ set: { digest: sql`digest` } });
+      }
+      await db
+        .insert(payloadOwners)
+        .values({ digest: payload.digest, userId: payload.ownerId })
+        .onDuplicateKeyUpdate({ set: { userId: sql`user_id` } });
+    },
+
+    async getPayloadInfo(digest) {
+      const rows = await db
+        .select({ digest: payloads.digest, size: payloads.size, chunkCount: payloads.chunkCount, kind: payloads.kind, tensors: payloads.tensors })
+        .from(payloads)
+        .where(eq(payloads.digest, digest))
+        .limit(1);
+      return rows[0] ?? null;
+    },
+
+    async readPayload(digest) {
+      const info = await store.getPayloadInfo(digest);
+      if (!info) return null;
+      const rows = await db
+        .select({ data: payloadChunks.data })
+        .from(payloadChunks)
+        .where(eq(payloadChunks.digest, digest))
+        .orderBy(asc(payloadChunks.seq));
+      return concatChunks(rows.map((r) => r.data), info.size);
+    },
+
+    async ping() {
+      await database.pool.query("SELECT 1");
+    },
+    isMigrated: () => isMigrated(database),
+    close: () => database.close(),
+  };
+  return store;
+}

@@ -1,0 +1,130 @@
+import { and, eq, gte, isNull, lt, lte, not, or, sql, type AnyColumn, type SQL } from "drizzle-orm";
+import type { ApiKeyRow, ChainFilter, Cursor, ListingFilter, TradeRole } from "./store.js";
+import type { Scope } from "@memory-exchange/shared";
+
+/**
+ * Conditions shared by both dialects. Drizzle's operators are dialect-neutral,
+ * so the rules of what a listing, a trade or a browse page is live here once.
+ */
+interface ExchangeColumns {
+  id: AnyColumn;
+  sellerId: AnyColumn;
+  buyerId: AnyColumn;
+  memoryType: AnyColumn;
+  sourceModel: AnyColumn;
+  priceCents: AnyColumn;
+  status: AnyColumn;
+  createdAt: AnyColumn;
+  listingId: AnyColumn;
+  chainId: AnyColumn;
+}
+
+interface ChainColumns {
+  id: AnyColumn;
+  category: AnyColumn;
+  sourceModel: AnyColumn;
+  pricePerUseCents: AnyColumn;
+  status: AnyColumn;
+  createdAt: AnyColumn;
+}
+
+/**
+ * A listing is any row that is not a trade written by this service. The older
+ * code's 'completed' rows were single-sale listings (so still listings), except
+ * completed 'reasoning_chain' rows, which recorded chain uses.
+ */
+export const isListing = (t: ExchangeColumns): SQL =>
+  and(
+    isNull(t.listingId),
+    isNull(t.chainId),
+    not(and(eq(t.memoryType, "reasoning_chain"), eq(t.status, "completed"))!),
+  )!;
+
+/** A listing for sale: the older code's convention, status 'pending' and buyer_id 0. */
+export const isAvailableListing = (t: ExchangeColumns): SQL =>
+  and(eq(t.status, "pending"), eq(t.buyerId, 0), isNull(t.listingId), isNull(t.chainId))!;
+
+export const isCompletedTrade = (t: ExchangeColumns): SQL => eq(t.status, "completed");
+
+/** A completed chain use: new rows carry chain_id; the older code marked them by memory_type. */
+export const isChainUse = (t: ExchangeColumns): SQL =>
+  and(
+    eq(t.status, "completed"),
+    or(sql`${t.chainId} IS NOT NULL`, and(isNull(t.listingId), eq(t.memoryType, "reasoning_chain"))),
+  )!;
+
+const olderThan = (t: { createdAt: AnyColumn; id: AnyColumn }, after: Cursor): SQL =>
+  or(lt(t.createdAt, after.createdAt), and(eq(t.createdAt, after.createdAt), lt(t.id, after.id)))!;
+
+export function listingBrowseWhere(t: ExchangeColumns, f: ListingFilter): SQL {
+  return and(
+    isAvailableListing(t),
+    f.memoryType ? eq(t.memoryType, f.memoryType) : undefined,
+    f.sourceModel ? eq(t.sourceModel, f.sourceModel) : undefined,
+    f.minPriceCents !== undefined ? gte(t.priceCents, f.minPriceCents) : undefined,
+    f.maxPriceCents !== undefined ? lte(t.priceCents, f.maxPriceCents) : undefined,
+    f.after ? olderThan(t, f.after) : undefined,
+  )!;
+}
+
+export function chainBrowseWhere(t: ChainColumns, f: ChainFilter): SQL {
+  return and(
+    eq(t.status, "active"),
+    f.category ? eq(t.category, f.category) : undefined,
+    f.sourceModel ? eq(t.sourceModel, f.sourceModel) : undefined,
+    f.minPriceCents !== undefined ? gte(t.pricePerUseCents, f.minPriceCents) : undefined,
+    f.maxPriceCents !== undefined ? lte(t.pricePerUseCents, f.maxPriceCents) : undefined,
+    f.after ? olderThan(t, f.after) : undefined,
+  )!;
+}
+
+export function tradesWhere(t: ExchangeColumns, userId: number, role: TradeRole): SQL {
+  const side =
+    role === "buyer" ? eq(t.buyerId, userId) : role === "seller" ? eq(t.sellerId, userId) : or(eq(t.buyerId, userId), eq(t.sellerId, userId));
+  return and(isCompletedTrade(t), side)!;
+}
+
+/** One pass over memory_exchanges for the stats; money and counts come back as driver values. */
+export function exchangeStatsSelection(t: ExchangeColumns) {
+  const countWhere = (condition: SQL) => sql`coalesce(sum(case when ${condition} then 1 else 0 end), 0)`;
+  return {
+    totalMemories: countWhere(isListing(t)),
+    availableMemories: countWhere(isAvailableListing(t)),
+    totalTransactions: countWhere(isCompletedTrade(t)),
+    chainUses: countWhere(isChainUse(t)),
+    totalVolume: sql`coalesce(sum(case when ${isCompletedTrade(t)} then ${t.priceCents} else 0 end), 0)`,
+  };
+}
+
+export function chainStatsSelection(t: ChainColumns) {
+  return {
+    total: sql`count(*)`,
+    active: sql`coalesce(sum(case when ${eq(t.status, "active")} then 1 else 0 end), 0)`,
+  };
+}
+
+export function parseScopes(text: string): Scope[] {
+  return text.split(",").filter(Boolean) as Scope[];
+}
+
+export function toApiKeyRow(row: Omit<ApiKeyRow, "scopes"> & { scopes: string }): ApiKeyRow {
+  return { ...row, scopes: parseScopes(row.scopes) };
+}
+
+/** Splits a payload into store chunks (views, no copies). */
+export function* chunksOf(bytes: Uint8Array, size: number): Generator<{ seq: number; data: Uint8Array }> {
+  for (let offset = 0, seq = 0; offset < bytes.length || seq === 0; offset += size, seq++) {
+    yield { seq, data: bytes.subarray(offset, Math.min(bytes.length, offset + size)) };
+    if (bytes.length === 0) return;
+  }
+}
+
+export function concatChunks(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}

@@ -1,0 +1,223 @@
+import type { MemoryType, Scope } from "@memory-exchange/shared";
+
+/**
+ * The storage contract. Two implementations (MySQL family, SQLite) satisfy
+ * it and one contract test suite runs against both. Types here are plain
+ * data: no Drizzle or driver types leak to callers. Money is integer cents.
+ */
+
+/** A row of `memory_exchanges`: a listing, a trade, or a legacy row that was both. */
+export interface ExchangeRow {
+  id: number;
+  sellerId: number;
+  buyerId: number;
+  memoryType: MemoryType;
+  /** inline JSON payload written by the older code; null for rows whose payload is in the payload store */
+  kvCacheData: string | null;
+  sourceModel: string | null;
+  targetModel: string | null;
+  contextLength: number | null;
+  tokenCount: number | null;
+  priceCents: number;
+  /** DECIMAL(3,2) as hundredths */
+  qualityScore: number | null;
+  status: "pending" | "completed" | "failed";
+  createdAt: Date;
+  description: string | null;
+  listingId: number | null;
+  chainId: number | null;
+  payloadDigest: string | null;
+  payloadSize: number | null;
+}
+
+export interface ChainRow {
+  id: number;
+  creatorId: number;
+  chainName: string;
+  description: string;
+  category: string;
+  inputExample: string | null;
+  outputExample: string | null;
+  kvCacheSnapshot: string | null;
+  sourceModel: string;
+  stepCount: number | null;
+  /** DECIMAL(3,2) as hundredths */
+  avgQuality: number | null;
+  reviewCount: number;
+  pricePerUseCents: number;
+  usageCount: number;
+  totalRevenueCents: number;
+  status: "draft" | "active" | "inactive";
+  createdAt: Date;
+  payloadDigest: string | null;
+  payloadSize: number | null;
+}
+
+export interface NewListing {
+  sellerId: number;
+  memoryType: MemoryType;
+  sourceModel: string;
+  priceCents: number;
+  description: string | null;
+  tokenCount: number | null;
+  contextLength: number | null;
+  payloadDigest: string;
+  payloadSize: number;
+}
+
+export interface NewPurchase {
+  listing: ExchangeRow;
+  buyerId: number;
+  targetModel: string;
+}
+
+export interface NewChain {
+  creatorId: number;
+  chainName: string;
+  description: string;
+  category: string;
+  sourceModel: string;
+  pricePerUseCents: number;
+  stepCount: number | null;
+  inputExample: string | null;
+  outputExample: string | null;
+  payloadDigest: string;
+  payloadSize: number;
+}
+
+export interface NewChainUse {
+  chain: ChainRow;
+  userId: number;
+  priceCents: number;
+  targetModel: string;
+}
+
+/** Keyset position: rows strictly older than (createdAt, id) in newest-first order. */
+export interface Cursor {
+  createdAt: Date;
+  id: number;
+}
+
+export interface ListingFilter {
+  memoryType?: MemoryType;
+  sourceModel?: string;
+  minPriceCents?: number;
+  maxPriceCents?: number;
+  limit: number;
+  offset: number;
+  after?: Cursor;
+}
+
+export interface ChainFilter {
+  category?: string;
+  sourceModel?: string;
+  minPriceCents?: number;
+  maxPriceCents?: number;
+  limit: number;
+  offset: number;
+  after?: Cursor;
+}
+
+export type TradeRole = "buyer" | "seller" | "both";
+
+export interface StatsRow {
+  totalMemories: number;
+  availableMemories: number;
+  totalTransactions: number;
+  chainUses: number;
+  totalVolumeCents: number;
+  totalReasoningChains: number;
+  activeReasoningChains: number;
+}
+
+export interface ApiKeyRow {
+  id: number;
+  userId: number;
+  name: string;
+  keyHash: string;
+  prefix: string;
+  scopes: Scope[];
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export interface NewApiKey {
+  userId: number;
+  name: string;
+  keyHash: string;
+  prefix: string;
+  scopes: Scope[];
+  expiresAt: Date | null;
+}
+
+export interface PayloadInfo {
+  digest: string;
+  size: number;
+  chunkCount: number;
+  kind: string;
+  /** JSON text: tensor name → {dtype, shape} */
+  tensors: string;
+}
+
+export interface NewPayload {
+  digest: string;
+  kind: string;
+  tensors: string;
+  bytes: Uint8Array;
+  ownerId: number;
+}
+
+export interface Store {
+  readonly dialect: "mysql" | "sqlite";
+
+  insertListing(listing: NewListing): Promise<number>;
+  /** A listing row (one that is not a new-style trade), or null. */
+  findListing(id: number): Promise<ExchangeRow | null>;
+  /** Listings for sale, newest first. */
+  browseListings(filter: ListingFilter): Promise<ExchangeRow[]>;
+  /** The buyer's completed purchase of the listing (including the older code's single-sale rows), or null. */
+  findPurchase(listingId: number, buyerId: number): Promise<ExchangeRow | null>;
+  /** Records a purchase; a second purchase by the same buyer returns the first (the unique index decides races). */
+  recordPurchase(purchase: NewPurchase): Promise<{ trade: ExchangeRow; created: boolean }>;
+
+  insertChain(chain: NewChain): Promise<number>;
+  findChain(id: number): Promise<ChainRow | null>;
+  /** Active chains, newest first. */
+  browseChains(filter: ChainFilter): Promise<ChainRow[]>;
+  /** Records one paid use and bumps the chain's counters in one transaction; returns the trade and the updated chain. */
+  recordChainUse(use: NewChainUse): Promise<{ trade: ExchangeRow; chain: ChainRow }>;
+
+  /** Completed trades where the user is buyer and/or seller, newest first. */
+  listTrades(userId: number, role: TradeRole, limit: number, offset: number): Promise<ExchangeRow[]>;
+  findTrade(id: number): Promise<ExchangeRow | null>;
+  stats(): Promise<StatsRow>;
+
+  insertApiKey(key: NewApiKey): Promise<ApiKeyRow>;
+  findApiKeyByHash(keyHash: string): Promise<ApiKeyRow | null>;
+  findApiKey(id: number): Promise<ApiKeyRow | null>;
+  listApiKeys(userId?: number): Promise<ApiKeyRow[]>;
+  revokeApiKey(id: number, at: Date): Promise<boolean>;
+  touchApiKeys(ids: number[], at: Date): Promise<void>;
+
+  /** Stores a payload once (content-addressed, chunked) and records its owner. */
+  putPayload(payload: NewPayload): Promise<void>;
+  getPayloadInfo(digest: string): Promise<PayloadInfo | null>;
+  readPayload(digest: string): Promise<Uint8Array | null>;
+
+  /** Throws when the database cannot be reached. */
+  ping(): Promise<void>;
+  isMigrated(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Chunk size of the payload store: every row stays far below TiDB's 6 MiB entry limit. */
+export const PAYLOAD_CHUNK_BYTES = 1024 * 1024;
+
+/** The chain stopped being active between the read and the use. */
+export class ChainUnavailableError extends Error {
+  constructor(readonly chainId: number) {
+    super(`reasoning chain ${chainId} is not available`);
+  }
+}

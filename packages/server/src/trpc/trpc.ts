@@ -1,0 +1,137 @@
+import { ERROR_STATUS, type ErrorCode, type ErrorDetail } from "@memory-exchange/shared";
+import { initTRPC, TRPCError } from "@trpc/server";
+import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
+import superjson from "superjson";
+import { ZodError } from "zod";
+import { authenticate, requireScope, type ApiKeyVerifier, type Principal } from "../domain/api-keys.js";
+import { DomainError, toDomainError } from "../errors.js";
+import type { Store } from "../store/store.js";
+
+/** A structured logger (pino satisfies it); kept minimal so router types stay free of server dependencies. */
+export interface Logger {
+  error(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+}
+
+export interface Services {
+  store: Store;
+  keys: ApiKeyVerifier;
+  log: Logger;
+  version: string;
+}
+
+export interface RequestInfo {
+  requestId: string;
+  header(name: string): string | undefined;
+}
+
+/** Per-request context, the same for the tRPC endpoint and the REST routes. */
+export function createContext(services: Services, request: RequestInfo) {
+  return { services, requestId: request.requestId, header: request.header };
+}
+export type Context = ReturnType<typeof createContext>;
+
+const TRPC_CODES: Record<number, TRPC_ERROR_CODE_KEY> = {
+  400: "BAD_REQUEST",
+  401: "UNAUTHORIZED",
+  403: "FORBIDDEN",
+  404: "NOT_FOUND",
+  409: "CONFLICT",
+  413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
+  416: "BAD_REQUEST",
+  422: "UNPROCESSABLE_CONTENT",
+  429: "TOO_MANY_REQUESTS",
+  500: "INTERNAL_SERVER_ERROR",
+  503: "SERVICE_UNAVAILABLE",
+};
+
+const FROM_TRPC: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorCode>> = {
+  PARSE_ERROR: "INVALID_INPUT",
+  BAD_REQUEST: "INVALID_INPUT",
+  NOT_FOUND: "NOT_FOUND",
+  METHOD_NOT_SUPPORTED: "INVALID_INPUT",
+  PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  TOO_MANY_REQUESTS: "RATE_LIMITED",
+  UNAUTHORIZED: "UNAUTHENTICATED",
+  FORBIDDEN: "FORBIDDEN",
+};
+
+export function zodDetails(error: ZodError): ErrorDetail[] {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join(".") || "(input)", message: issue.message }));
+}
+
+/** Anything a procedure threw, as a DomainError (the only kind that reaches clients). */
+export function classifyError(error: unknown): DomainError {
+  const cause = error instanceof TRPCError ? error.cause : undefined;
+  if (cause instanceof ZodError || error instanceof ZodError) {
+    const details = zodDetails((cause ?? error) as ZodError);
+    const summary = details.map((d) => `${d.path}: ${d.message}`).join("; ");
+    return new DomainError("INVALID_INPUT", `Invalid input: ${summary}`, details);
+  }
+  if (cause instanceof DomainError) return cause;
+  if (error instanceof TRPCError && !cause) {
+    const code = FROM_TRPC[error.code];
+    if (code) return new DomainError(code, error.message);
+  }
+  return toDomainError(cause ?? error);
+}
+
+export function toTRPCError(error: DomainError): TRPCError {
+  return new TRPCError({ code: TRPC_CODES[ERROR_STATUS[error.code]] ?? "INTERNAL_SERVER_ERROR", message: error.message, cause: error });
+}
+
+const t = initTRPC.context<Context>().create({
+  transformer: superjson,
+  isDev: false,
+  errorFormatter({ shape, error, ctx }) {
+    const domain = classifyError(error);
+    return {
+      message: domain.message,
+      code: shape.code,
+      data: {
+        code: domain.code,
+        httpStatus: ERROR_STATUS[domain.code],
+        details: domain.details,
+        requestId: ctx?.requestId,
+        path: shape.data.path,
+      },
+    };
+  },
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+/** Every procedure: errors leave as DomainErrors; unknown ones are logged here and never shown. */
+export const publicProcedure = t.procedure.use(async ({ ctx, next, path }) => {
+  const result = await next();
+  if (result.ok) return result;
+  const domain = classifyError(result.error);
+  if (domain.code === "INTERNAL" || domain.code === "DATABASE_UNAVAILABLE")
+    ctx.services.log.error({ err: result.error.cause ?? result.error, path, requestId: ctx.requestId }, "procedure failed");
+  throw toTRPCError(domain);
+});
+
+/** A valid API key; `ctx.principal` says who acts. */
+export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  const principal: Principal = await authenticate(ctx.services.keys, ctx.header);
+  return next({ ctx: { principal } });
+});
+
+export const readProcedure = authedProcedure.use(({ ctx, next }) => {
+  requireScope(ctx.principal, "read");
+  return next();
+});
+
+export const tradeProcedure = authedProcedure.use(({ ctx, next }) => {
+  requireScope(ctx.principal, "trade");
+  return next();
+});
+
+export const adminProcedure = authedProcedure.use(({ ctx, next }) => {
+  requireScope(ctx.principal, "admin");
+  return next();
+});

@@ -1,0 +1,7 @@
+export {
+  type AlignmentMetrics,
+  matmulF64,
+  matmulF32,
+  alignmentMetrics,
+  alignmentFlops,
+} from "./kernel.js";
