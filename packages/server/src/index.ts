@@ -5,3 +5,4 @@ export { migrate } from "./db/migrate.js";
 export { createStore } from "./store/create-store.js";
 export type { Store } from "./store/store.js";
 export type { AppRouter, RouterInputs, RouterOutputs } from "./trpc/root.js";
+export { createApiKey, listApiKeys, revokeApiKey, hashApiKey, type Principal } from "./domain/api-keys.js";

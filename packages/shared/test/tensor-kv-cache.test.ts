@@ -79,6 +79,7 @@ describe("analyzeKvCache", () => {
     ["empty keys", { sourceModel: "m", keys: [], values: [1] }, ["keys"], "keys: tensor is empty"],
     ["keys not a tensor", { sourceModel: "m", keys: "abc", values: [1] }, ["keys"], "expected a nested array"],
     ["bad encoded values", { sourceModel: "m", keys: [1], values: { dtype: "float32", shape: [1], data: "!!!!!!==" } }, ["values", "data"], "values: invalid base64"],
+    ["object without dtype", { sourceModel: "m", keys: [1], values: { shape: [1], data: "AAAAAA==" } }, ["values", "dtype"], "dtype must be one of"],
     ["encoded dtype", { sourceModel: "m", keys: [1], values: { dtype: "int4", shape: [1], data: "" } }, ["values", "dtype"], "dtype must be one of"],
     ["shape mismatch", { sourceModel: "m", keys: [[1, 2, 3]], values: [[1, 2], [3, 4]] }, ["values"], "values shape [2, 2] does not match keys shape [1, 3]"],
     ["mixed-form shape mismatch", { sourceModel: "m", keys: [1, 2], values: encoded("float32", [2, 1], [1, 2]) }, ["values"], "[2, 1] does not match keys shape [2]"],

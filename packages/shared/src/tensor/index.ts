@@ -16,6 +16,7 @@ export {
   decodeToFloat64,
   encodeFromFloat32,
   encodeFromFloat64,
+  float64ArrayBytes,
   allFinite,
 } from "./dtype.js";
 export { encodeBase64, decodeBase64, tryDecodeBase64, type Base64DecodeResult } from "./base64.js";

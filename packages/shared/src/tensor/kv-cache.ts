@@ -56,7 +56,8 @@ function analyzeTensor(
   field: "keys" | "values",
   maxElements: number,
 ): { ok: true; tensor: ParsedTensor; count: number } | { ok: false; issue: KvCacheIssue } {
-  if (isEncodedTensor(value)) {
+  // Any object is taken as an attempt at the compact form, so a missing dtype is reported as such.
+  if (isEncodedTensor(value) || isPlainObject(value)) {
     const r = analyzeEncoded(value, { maxElements });
     if (!r.ok) return { ok: false, issue: { path: [field, ...r.path], message: `${field}: ${r.message}`, code: r.code } };
     return { ok: true, tensor: { form: "encoded", dtype: r.dtype, shape: r.shape, bytes: r.bytes }, count: r.elementCount };
