@@ -137,10 +137,11 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     },
 
     async recordPurchase({ listing, buyerId, targetModel }) {
-      // The unique index (listing_id, buyer_id) decides races: a duplicate changes nothing.
-      const [result] = (await db
-        .insert(ex)
-        .values({
+      // The unique index (listing_id, buyer_id) decides races: the loser's INSERT fails and it
+      // returns the winner's purchase. (mysql2 sets CLIENT_FOUND_ROWS, so ON DUPLICATE KEY
+      // UPDATE could not tell an insert from a duplicate by affectedRows.)
+      try {
+        const [result] = (await db.insert(ex).values({
           sellerId: listing.sellerId,
           buyerId,
           memoryType: listing.memoryType,
@@ -152,12 +153,14 @@ export function createMysqlStore(database: MysqlDatabase): Store {
           payloadDigest: listing.payloadDigest,
           payloadSize: listing.payloadSize,
           createdAt: wholeSeconds(new Date()),
-        })
-        .onDuplicateKeyUpdate({ set: { id: sql`id` } })) as unknown as InsertResult;
-      if (result.affectedRows === 1) return { trade: (await findExchange(result.insertId))!, created: true };
-      const existing = await store.findPurchase(listing.id, buyerId);
-      if (!existing) throw new Error("purchase conflict without an existing purchase");
-      return { trade: existing, created: false };
+        })) as unknown as InsertResult;
+        return { trade: (await findExchange(result.insertId))!, created: true };
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+        const existing = await store.findPurchase(listing.id, buyerId);
+        if (!existing) throw error;
+        return { trade: existing, created: false };
+      }
     },
 
     async insertChain(chain) {
@@ -346,4 +349,10 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     close: () => database.close(),
   };
   return store;
+}
+
+function isDuplicateKey(error: unknown): boolean {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++)
+    if ((e as { code?: unknown }).code === "ER_DUP_ENTRY") return true;
+  return false;
 }
