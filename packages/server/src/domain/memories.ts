@@ -13,6 +13,7 @@ import type {
 } from "@memory-exchange/shared";
 import type { z } from "zod";
 import { DomainError, notFound } from "../errors.js";
+import { recordTrade } from "../http/metrics.js";
 import type { Store } from "../store/store.js";
 import { alignForTarget } from "./alignment.js";
 import { decodeCursor, nextCursor } from "./cursor.js";
@@ -85,6 +86,7 @@ export async function purchaseMemory(
     if (listing.status !== "pending" || listing.buyerId !== 0)
       throw new DomainError("CONFLICT", `memory ${listing.id} is not for sale`);
     ({ trade, created: newPurchase } = await store.recordPurchase({ listing, buyerId, targetModel: input.targetModel }));
+    if (newPurchase) recordTrade("memory_purchase", trade.priceCents);
   }
 
   const published = await loadKvCache(store, { payloadDigest: listing.payloadDigest, inlineJson: listing.kvCacheData });

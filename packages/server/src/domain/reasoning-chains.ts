@@ -9,6 +9,7 @@ import {
 } from "@memory-exchange/shared";
 import type { z } from "zod";
 import { invalidInput, notFound } from "../errors.js";
+import { recordTrade } from "../http/metrics.js";
 import type { Store } from "../store/store.js";
 import { alignForTarget } from "./alignment.js";
 import { decodeCursor, nextCursor } from "./cursor.js";
@@ -62,6 +63,7 @@ export async function useChain(store: Store, userId: number, input: Out<typeof u
   if (!chain || chain.status !== "active") throw notFound(`reasoning chain ${input.chainId}`);
   const priceCents = chain.creatorId === userId ? 0 : chain.pricePerUseCents;
   const { trade, chain: updated } = await store.recordChainUse({ chain, userId, priceCents, targetModel: input.targetModel });
+  recordTrade("chain_use", trade.priceCents);
   const published = await loadKvCache(store, { payloadDigest: chain.payloadDigest, inlineJson: chain.kvCacheSnapshot });
   const { document, alignment } = await alignForTarget(published, input.targetModel);
   return { transactionId: trade.id, chain: toChain(updated), kvCacheSnapshot: document, alignment };

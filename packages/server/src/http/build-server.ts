@@ -11,6 +11,9 @@ import { appRouter, type AppRouter } from "../trpc/root.js";
 import { createContext, type Services } from "../trpc/trpc.js";
 import { VERSION } from "../version.js";
 import { handleHttpError, ok, sendError } from "./envelope.js";
+import { registerRestApi } from "./rest/register-rest-routes.js";
+import { serializeError } from "./log-serializers.js";
+import { installMetrics } from "./metrics.js";
 
 export interface MemoryExchangeServer {
   app: FastifyInstance;
@@ -30,6 +33,7 @@ function loggerOptions(config: Config): FastifyServerOptions["logger"] {
     level: config.logLevel,
     // Keys and payloads never reach the log.
     redact: { paths: ["req.headers.authorization", 'req.headers["x-api-key"]', "body", "req.body"], remove: true },
+    serializers: { err: serializeError },
     ...(config.logPretty ? { transport: { target: "pino-pretty", options: { translateTime: "SYS:HH:MM:ss.l" } } } : {}),
   };
 }
@@ -56,6 +60,7 @@ export async function buildServer(config: Config, options: { database?: Database
   app.addHook("onRequest", async (request, reply) => {
     void reply.header("x-request-id", request.id);
   });
+  installMetrics(app, { database, port: config.metricsPort, host: config.host });
   app.setErrorHandler(handleHttpError);
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new DomainError("NOT_FOUND", `No route ${request.method} ${request.url.split("?")[0]}`)),
@@ -88,6 +93,7 @@ export async function buildServer(config: Config, options: { database?: Database
         }),
     } satisfies FastifyTRPCPluginOptions<AppRouter>["trpcOptions"],
   });
+  await registerRestApi(app, { services, corsOrigins: config.corsOrigins });
 
   let closing: Promise<void> | undefined;
   return {
