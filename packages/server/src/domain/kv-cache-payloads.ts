@@ -6,6 +6,7 @@ import {
   type ParsedKvCache,
 } from "@memory-exchange/shared";
 import { DomainError } from "../errors.js";
+import { recordPayloadBytes } from "../http/metrics.js";
 import type { Store } from "../store/store.js";
 
 export interface StoredPayload {
@@ -24,6 +25,7 @@ export async function storeKvCache(store: Store, payload: ParsedKvCache, ownerId
     values: { dtype: payload.values.dtype, shape: payload.values.shape },
   });
   await store.putPayload({ digest, kind: "kv-cache", tensors, bytes, ownerId });
+  recordPayloadBytes("in", bytes.length);
   return { digest, size: bytes.length };
 }
 
@@ -38,11 +40,14 @@ export async function loadKvCache(
   if (source.payloadDigest) {
     const bytes = await store.readPayload(source.payloadDigest);
     if (!bytes) throw new DomainError("INTERNAL", "Internal server error");
+    recordPayloadBytes("out", bytes.length);
     return safetensorsToKvCache(bytes) as KvCacheDocument;
   }
   if (source.inlineJson) {
     try {
-      return JSON.parse(source.inlineJson) as KvCacheDocument;
+      const document = JSON.parse(source.inlineJson) as KvCacheDocument;
+      recordPayloadBytes("out", Buffer.byteLength(source.inlineJson));
+      return document;
     } catch {
       throw new DomainError("UNPROCESSABLE", "The stored payload of this item is not valid JSON");
     }
