@@ -1,0 +1,185 @@
+import type { ErrorDetail } from "@memory-exchange/shared";
+
+/**
+ * snake_case ⇄ camelCase for the REST edge, compiled once per route from the
+ * JSON Schema of the procedure's own Zod schemas. Only keys that the schema
+ * declares as object properties are renamed; payload fields (`kvCacheData`,
+ * `inputData`, examples…) are `z.custom`/`z.unknown`, have no properties in
+ * their schema, and therefore pass through with their own keys untouched.
+ */
+export type JsonSchema = {
+  type?: string | string[];
+  format?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  allOf?: JsonSchema[];
+  [keyword: string]: unknown;
+};
+
+export const camelToSnake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+export const snakeToCamel = (key: string) => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+type Convert = (value: unknown) => unknown;
+
+const leaf: Convert = (value) => (value instanceof Date ? value.toISOString() : value);
+
+const variants = (schema: JsonSchema) => [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), ...(schema.allOf ?? [])];
+
+/** Every property any object variant of `schema` declares (unions merge: alignment has two shapes). */
+function objectProperties(schema: JsonSchema): Map<string, JsonSchema> {
+  const merged = new Map<string, JsonSchema>();
+  const visit = (s: JsonSchema) => {
+    for (const [key, sub] of Object.entries(s.properties ?? {})) if (!merged.has(key)) merged.set(key, sub);
+    for (const v of variants(s)) visit(v);
+  };
+  visit(schema);
+  return merged;
+}
+
+function arrayItems(schema: JsonSchema): JsonSchema | undefined {
+  if (schema.items) return schema.items;
+  for (const v of variants(schema)) {
+    const items = arrayItems(v);
+    if (items) return items;
+  }
+  return undefined;
+}
+
+/** A function turning a procedure output (camelCase, Dates) into its REST form (snake_case, ISO strings). */
+export function compileOutputConverter(schema: JsonSchema): Convert {
+  const properties = objectProperties(schema);
+  const items = arrayItems(schema);
+  if (properties.size === 0 && !items) return leaf;
+
+  const fields = new Map<string, { name: string; convert: Convert }>();
+  for (const [key, sub] of properties) fields.set(key, { name: camelToSnake(key), convert: compileOutputConverter(sub) });
+  const convertItem = items ? compileOutputConverter(items) : leaf;
+
+  return (value) => {
+    if (Array.isArray(value)) return items ? value.map(convertItem) : value;
+    if (value === null || typeof value !== "object" || value instanceof Date) return leaf(value);
+    const out: Record<string, unknown> = {};
+    for (const key in value) {
+      const field = fields.get(key);
+      const v = (value as Record<string, unknown>)[key];
+      if (v === undefined) continue;
+      if (field) out[field.name] = field.convert(v);
+      else out[key] = v;
+    }
+    return out;
+  };
+}
+
+/** Renames the properties of a JSON Schema to snake_case, recursively through objects, arrays and unions. */
+export function snakeCaseSchema(schema: JsonSchema): JsonSchema {
+  const out: JsonSchema = { ...schema };
+  if (schema.properties) {
+    out.properties = Object.fromEntries(
+      Object.entries(schema.properties).map(([key, sub]) => [camelToSnake(key), snakeCaseSchema(sub)]),
+    );
+    if (schema.required) out.required = schema.required.map(camelToSnake);
+  }
+  if (schema.items) out.items = snakeCaseSchema(schema.items);
+  for (const k of ["anyOf", "oneOf", "allOf"] as const) if (schema[k]) out[k] = schema[k].map(snakeCaseSchema);
+  return out;
+}
+
+type Coerce = (raw: unknown) => unknown;
+
+const NUMBER = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const toNumber: Coerce = (raw) => (typeof raw === "string" && NUMBER.test(raw) ? Number(raw) : raw);
+const toBoolean: Coerce = (raw) => (raw === "true" || raw === "1" ? true : raw === "false" || raw === "0" ? false : raw);
+const asIs: Coerce = (raw) => raw;
+
+function typesOf(schema: JsonSchema): Set<string> {
+  const types = new Set<string>();
+  const visit = (s: JsonSchema) => {
+    if (typeof s.type === "string") types.add(s.type);
+    else if (Array.isArray(s.type)) for (const t of s.type) types.add(t);
+    for (const v of variants(s)) visit(v);
+  };
+  visit(schema);
+  return types;
+}
+
+/** Query strings carry text: numbers and booleans are coerced as the input schema types them; anything else is left for Zod to reject. */
+function queryCoercion(schema: JsonSchema): Coerce {
+  const types = typesOf(schema);
+  if (types.has("string")) return asIs;
+  if (types.has("number") || types.has("integer")) return toNumber;
+  if (types.has("boolean")) return toBoolean;
+  return asIs;
+}
+
+export interface InputMapper {
+  /** The procedure input built from a JSON body (top-level keys renamed, payloads untouched). */
+  fromBody(body: unknown): unknown;
+  /** The procedure input built from a query string (known keys only, coerced to the schema's types). */
+  fromQuery(query: Record<string, unknown>): Record<string, unknown>;
+  /** The REST name of a top-level procedure field (for error paths). */
+  restName(field: string): string;
+}
+
+/**
+ * Maps REST input (snake_case; camelCase accepted too) onto a procedure's
+ * input object. `aliases` adds extra REST names for a field (`chain_type` → `category`).
+ */
+export function compileInputMapper(
+  schema: JsonSchema | undefined,
+  options: { aliases?: Record<string, string>; restNames?: Record<string, string> } = {},
+): InputMapper {
+  const fields = new Map<string, { field: string; coerce: Coerce }>();
+  const restNames = new Map<string, string>();
+  for (const [field, sub] of Object.entries(schema?.properties ?? {})) {
+    const entry = { field, coerce: queryCoercion(sub) };
+    fields.set(camelToSnake(field), entry);
+    fields.set(field, entry);
+    restNames.set(field, options.restNames?.[field] ?? camelToSnake(field));
+  }
+  const aliases = Object.entries(options.aliases ?? {}).flatMap(([alias, field]) => {
+    const entry = fields.get(field);
+    return entry ? [[alias, entry] as const] : [];
+  });
+
+  return {
+    fromBody(body) {
+      if (body === null || typeof body !== "object" || Array.isArray(body)) return body;
+      const input: Record<string, unknown> = {};
+      for (const key of Object.keys(body)) {
+        const entry = fields.get(key);
+        const name = entry ? entry.field : key;
+        // The snake_case spelling wins when a client sends both.
+        if (entry && key === entry.field && Object.hasOwn(input, name)) continue;
+        input[name] = (body as Record<string, unknown>)[key];
+      }
+      return input;
+    },
+    fromQuery(query) {
+      const input: Record<string, unknown> = {};
+      for (const [alias, entry] of aliases)
+        if (query[alias] !== undefined) input[entry.field] = entry.coerce(query[alias]);
+      for (const key of Object.keys(query)) {
+        const entry = fields.get(key);
+        if (entry && !(key === entry.field && Object.hasOwn(input, entry.field))) input[entry.field] = entry.coerce(query[key]);
+      }
+      return input;
+    },
+    restName: (field) => restNames.get(field) ?? field,
+  };
+}
+
+/** `kvCacheData.keys.0.1` → `kv_cache_data.keys[0][1]`: the top-level field in its REST name, payload keys as sent. */
+export function restPath(path: string, restName: (field: string) => string): string {
+  if (path === "(input)") return path;
+  const [first = "", ...rest] = path.split(".");
+  let out = restName(first);
+  for (const segment of rest) out += /^\d+$/.test(segment) ? `[${segment}]` : `.${segment}`;
+  return out;
+}
+
+export function restDetails(details: ErrorDetail[], restName: (field: string) => string): ErrorDetail[] {
+  return details.map((d) => ({ path: restPath(d.path, restName), message: d.message }));
+}

@@ -1,0 +1,102 @@
+import fastifyCors from "@fastify/cors";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { DomainError } from "../../errors.js";
+import { appRouter } from "../../trpc/root.js";
+import { classifyError, createCallerFactory, createContext, type Services } from "../../trpc/trpc.js";
+import { ok, sendError } from "../envelope.js";
+import { restDetails } from "./case-mapping.js";
+import { registerDocs } from "./docs.js";
+import { buildOpenApiDocument, type OpenApiDocument, type OpenApiPaths } from "./openapi.js";
+import { restOperations, type RestOperation } from "./rest-operations.js";
+import { REST_BASE } from "./route-table.js";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The served OpenAPI document; `addOpenApiPaths(app.openApiDocument, …)` documents routes added elsewhere. */
+    openApiDocument: OpenApiDocument;
+  }
+}
+
+export interface RestApiOptions {
+  services: Services;
+  /** `MEMORY_EXCHANGE_CORS_ORIGINS`: empty = CORS off, `*` = any origin */
+  corsOrigins: string[];
+  /** hand-written path items for routes registered outside the route table */
+  extraOpenApiPaths?: OpenApiPaths;
+}
+
+const createCaller = createCallerFactory(appRouter);
+
+
+/** Validation paths in the REST spelling (`kv_cache_data.keys[0]`), message rebuilt to match. */
+function restError(error: DomainError, op: RestOperation): DomainError {
+  if (!error.details) return error;
+  const details = restDetails(error.details, op.input.restName);
+  if (details.every((d, i) => d.path === error.details![i]!.path)) return error;
+  const message =
+    error.code === "INVALID_INPUT" ? `Invalid input: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}` : error.message;
+  return new DomainError(error.code, message, details, error.retryAfter);
+}
+
+function handlerFor(op: RestOperation, services: Services) {
+  const { route } = op;
+  const segments = route.procedure.split(".");
+  const readInput: (request: FastifyRequest) => unknown = {
+    body: (request: FastifyRequest) => op.input.fromBody(request.body ?? {}),
+    query: (request: FastifyRequest) => op.input.fromQuery(request.query as Record<string, unknown>),
+    path: (request: FastifyRequest) => op.input.fromQuery(request.params as Record<string, unknown>),
+    none: () => undefined,
+  }[route.input];
+
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    // The same context the /trpc endpoint builds: auth, scopes and X-User-Id are the procedure's business.
+    const ctx = createContext(services, {
+      requestId: request.id,
+      header: (name) => {
+        const value = request.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      },
+    });
+    try {
+      let procedure: unknown = createCaller(ctx);
+      for (const segment of segments) procedure = (procedure as Record<string, unknown>)[segment];
+      const output = await (procedure as (input: unknown) => Promise<Record<string, unknown>>)(readInput(request));
+      const data = op.toRest(output) as Record<string, unknown>;
+      if (route.message) data.message = route.message(output);
+      return reply.code(route.status).send(ok(data));
+    } catch (error) {
+      return sendError(reply, restError(classifyError(error), op));
+    }
+  };
+}
+
+/**
+ * The seed-compatible REST API: every route of the route table at `/api/v1`,
+ * each calling its tRPC procedure through `createCaller`, plus CORS,
+ * `/openapi.json` and `/docs`.
+ *
+ * Each route also answers without the `/api/v1` prefix: the seed's proxy
+ * snippet (`app.use('/api/memory-exchange', createProxyMiddleware({pathRewrite:
+ * {'^/api/memory-exchange': '/api/v1'}}))`) forwards `/memory/publish` with
+ * http-proxy-middleware 3, which strips the mount path before rewriting.
+ */
+export async function registerRestApi(app: FastifyInstance, options: RestApiOptions): Promise<void> {
+  const { services, corsOrigins } = options;
+  if (corsOrigins.length > 0)
+    await app.register(fastifyCors, {
+      origin: corsOrigins.includes("*") ? "*" : corsOrigins,
+      exposedHeaders: ["x-request-id", "retry-after"],
+      maxAge: 600,
+    });
+
+  const operations = restOperations();
+  for (const op of operations) {
+    const handler = handlerFor(op, services);
+    app.route({ method: op.route.method, url: REST_BASE + op.route.path, handler });
+    app.route({ method: op.route.method, url: op.route.path, handler });
+  }
+
+  const document = buildOpenApiDocument(operations, { version: services.version, extraPaths: options.extraOpenApiPaths });
+  app.decorate("openApiDocument", document);
+  await registerDocs(app, document);
+}

@@ -1,0 +1,162 @@
+import type { ProcedurePath } from "./procedure-schemas.js";
+
+/** Where a route's procedure input comes from. */
+export type InputSource = "body" | "query" | "path" | "none";
+
+export interface RestRoute {
+  /** OpenAPI operationId */
+  operationId: string;
+  method: "GET" | "POST";
+  /** Fastify path under the REST base (`/memory/:id`); the base `/api/v1` is added at registration */
+  path: string;
+  /** the tRPC procedure the route calls, with its own input/output schemas */
+  procedure: ProcedurePath;
+  input: InputSource;
+  /** success status (publishing creates a resource) */
+  status: 200 | 201;
+  tag: "memory" | "reasoning-chain" | "stats";
+  summary: string;
+  description?: string;
+  /** the scope the procedure's tier requires (documentation only: the procedure enforces it) */
+  scope: "read" | "trade";
+  /** extra REST names for an input field: `chain_type` → `category` */
+  aliases?: Record<string, string>;
+  /** path parameter → input field (`id` → `memoryId`) */
+  params?: Record<string, string>;
+  /** error statuses this route can answer besides the ones every authenticated route can */
+  errors?: number[];
+  /** the seed's human `message` added to `data`, from the procedure's output */
+  message?: (output: Record<string, unknown>) => string;
+}
+
+export const REST_BASE = "/api/v1";
+
+/** Every REST route of DESIGN.md's table (health excepted: it lives beside /ready in build-server). */
+export const REST_ROUTES: readonly RestRoute[] = [
+  {
+    operationId: "publishMemory",
+    method: "POST",
+    path: "/memory/publish",
+    procedure: "memory.publish",
+    input: "body",
+    status: 201,
+    tag: "memory",
+    scope: "trade",
+    summary: "Publish a memory (KV-cache snapshot) for sale",
+    errors: [413],
+    message: () => "Memory published successfully",
+  },
+  {
+    operationId: "purchaseMemory",
+    method: "POST",
+    path: "/memory/purchase",
+    procedure: "memory.purchase",
+    input: "body",
+    status: 200,
+    tag: "memory",
+    scope: "trade",
+    summary: "Buy a memory and receive its KV cache, aligned to target_model when a matrix exists",
+    description:
+      "A buyer buys a listing at most once: a repeat purchase returns the first transaction (`new_purchase: false`) and charges nothing.",
+    errors: [404, 409, 422],
+    message: (out) => (out.newPurchase ? "Memory purchased successfully" : "Memory already purchased; returning the existing transaction"),
+  },
+  {
+    operationId: "browseMemories",
+    method: "GET",
+    path: "/memory/browse",
+    procedure: "memory.browse",
+    input: "query",
+    status: 200,
+    tag: "memory",
+    scope: "read",
+    summary: "List memories for sale (newest first, never the payload)",
+  },
+  {
+    operationId: "getMemoryHistory",
+    method: "GET",
+    path: "/memory/my-history",
+    procedure: "memory.history",
+    input: "query",
+    status: 200,
+    tag: "memory",
+    scope: "read",
+    summary: "The caller's trades as buyer and/or seller",
+  },
+  {
+    operationId: "getMemory",
+    method: "GET",
+    path: "/memory/:id",
+    procedure: "memory.get",
+    input: "path",
+    params: { id: "memoryId" },
+    status: 200,
+    tag: "memory",
+    scope: "read",
+    summary: "One listing; its kv_cache_data only for its seller and buyers (`entitled`)",
+    errors: [404],
+  },
+  {
+    operationId: "publishReasoningChain",
+    method: "POST",
+    path: "/reasoning-chain/publish",
+    procedure: "reasoningChain.publish",
+    input: "body",
+    status: 201,
+    tag: "reasoning-chain",
+    scope: "trade",
+    summary: "Publish a reasoning chain, sold per use",
+    errors: [413],
+    message: () => "Reasoning chain published successfully",
+  },
+  {
+    operationId: "useReasoningChain",
+    method: "POST",
+    path: "/reasoning-chain/use",
+    procedure: "reasoningChain.use",
+    input: "body",
+    status: 200,
+    tag: "reasoning-chain",
+    scope: "trade",
+    summary: "Pay for one use of a reasoning chain and receive its KV-cache snapshot",
+    description: "Each use records a transaction; the creator's own use is free.",
+    errors: [404, 422],
+    message: () => "Reasoning chain used successfully",
+  },
+  {
+    operationId: "browseReasoningChains",
+    method: "GET",
+    path: "/reasoning-chain/browse",
+    procedure: "reasoningChain.browse",
+    input: "query",
+    aliases: { chain_type: "category" },
+    status: 200,
+    tag: "reasoning-chain",
+    scope: "read",
+    summary: "List active reasoning chains (newest first)",
+  },
+  {
+    operationId: "getReasoningChain",
+    method: "GET",
+    path: "/reasoning-chain/:id",
+    procedure: "reasoningChain.get",
+    input: "path",
+    params: { id: "chainId" },
+    status: 200,
+    tag: "reasoning-chain",
+    scope: "read",
+    summary: "One active reasoning chain (without its snapshot)",
+    errors: [404],
+  },
+  {
+    operationId: "getStats",
+    method: "GET",
+    path: "/stats",
+    procedure: "stats.get",
+    input: "none",
+    status: 200,
+    tag: "stats",
+    scope: "read",
+    summary: "Market statistics",
+  },
+];
