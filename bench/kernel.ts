@@ -11,13 +11,16 @@
  *
  *   node --import tsx bench/kernel.ts     (from the repository root)
  *
- * Bounded in time: each of our kernels gets a time budget, with at least one run.
+ * "ours" is the public matmulF32/matmulF64 (WebAssembly SIMD where available);
+ * the plain-JS fallback is measured too. Bounded in time: each of our kernels
+ * gets a time budget, with at least one run.
  */
 import { execFile } from "node:child_process";
 import { realpathSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import { alignmentFlops, matmulF32, matmulF64 } from "../packages/shared/src/alignment/index.js";
+import { alignmentFlops, alignmentKernelBackend, matmulF32, matmulF64 } from "../packages/shared/src/alignment/index.js";
+import { matmulF32Js, matmulF64Js } from "../packages/shared/src/alignment/kernel-js.js";
 
 export interface Timing {
   runsMs: number[];
@@ -43,7 +46,10 @@ export interface KernelBenchResult {
   shape: { rows: number; k: number; n: number };
   flopsPerRun: number;
   machine: { node: string; cpu: string; cores: number };
-  ours: { float32: Timing; float64: Timing };
+  /** The public matmulF32 / matmulF64, running on `backend`. */
+  ours: { backend: "wasm-simd" | "js"; float32: Timing; float64: Timing };
+  /** The plain-JS kernels (the fallback where WebAssembly SIMD is unavailable). */
+  jsFallback: { float32: Timing; float64: Timing };
   numpy: NumpyRun[];
   markdown: string;
 }
@@ -52,9 +58,9 @@ export interface KernelBenchOptions {
   rows?: number;
   k?: number;
   n?: number;
-  /** Runs per kernel (numpy does the same count). Default 3. */
+  /** Runs per kernel (numpy does the same count). Default 5; the JS fallback gets at most 3. */
   reps?: number;
-  /** Per-kernel time budget in ms; stops repeating once spent (at least one run). Default 20 s. */
+  /** Per-kernel time budget in ms: no further run once it would be exceeded (at least one run). Default 12 s. */
   budgetMs?: number;
   /** Set false to skip numpy. */
   numpy?: boolean;
@@ -81,7 +87,8 @@ function fill<T extends Float32Array | Float64Array>(array: T, seed: number): T 
 function timeKernel(run: () => void, reps: number, budgetMs: number): number[] {
   const runs: number[] = [];
   const started = performance.now();
-  while (runs.length < reps && (runs.length === 0 || performance.now() - started < budgetMs)) {
+  // Another run only if it is expected to finish within the budget.
+  while (runs.length < reps && (runs.length === 0 || performance.now() - started + runs[runs.length - 1]! <= budgetMs)) {
     const t = performance.now();
     run();
     runs.push(performance.now() - t);
@@ -152,32 +159,46 @@ function envWithout(names: readonly string[], extra: Record<string, string> = {}
 function markdown(result: Omit<KernelBenchResult, "markdown">): string {
   const { rows, k, n } = result.shape;
   const f = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+  const pct = (v: number) => `${(v * 100).toPrecision(2)}%`;
+  const allThreads = `all (${result.machine.cores})`;
+  const oursLabel = result.ours.backend === "wasm-simd" ? "ours: WebAssembly SIMD" : "ours: plain JS (no WebAssembly SIMD here)";
   const lines = [
     `Alignment kernel: x ${rows}×${k} · W ${k}×${n} (${(result.flopsPerRun / 1e9).toFixed(2)} GFLOP per run), ` +
       `${result.machine.cpu}, ${result.machine.cores} cores, Node ${result.machine.node}`,
     "",
-    "| implementation | dtype | threads | runs | best GFLOP/s | median GFLOP/s | ours/this (best) |",
-    "|---|---|---|---|---|---|---|",
+    "| implementation | dtype | threads | runs | best GFLOP/s | median GFLOP/s |",
+    "|---|---|---|---|---|---|",
   ];
   for (const dtype of ["float32", "float64"] as const) {
-    const ours = result.ours[dtype];
-    lines.push(`| ours (plain JS, blocked 4×4) | ${dtype} | 1 | ${ours.runsMs.length} | ${f(ours.bestGflops)} | ${f(ours.medianGflops)} | 1 |`);
+    const row = (label: string, threads: string, t: Timing) =>
+      lines.push(`| ${label} | ${dtype} | ${threads} | ${t.runsMs.length} | ${f(t.bestGflops)} | ${f(t.medianGflops)} |`);
+    row(oursLabel, "1", result.ours[dtype]);
+    row("ours: plain-JS fallback", "1", result.jsFallback[dtype]);
     for (const run of result.numpy) {
       const t = run[dtype];
-      const threads = run.env.OPENBLAS_NUM_THREADS ?? `all (${result.machine.cores})`;
-      if (!t) {
-        lines.push(`| numpy, ${run.label} | ${dtype} | – | – | – | – | unavailable: ${run.error ?? "?"} |`);
-      } else {
-        const ratio = ours.bestGflops / t.bestGflops;
-        lines.push(
-          `| numpy ${run.numpyVersion}, ${run.label} | ${dtype} | ${threads} | ${t.runsMs.length} | ${f(t.bestGflops)} | ${f(t.medianGflops)} | ${(ratio * 100).toPrecision(2)}% |`,
-        );
+      if (t) row(`numpy ${run.numpyVersion}, ${run.label}`, run.env.OPENBLAS_NUM_THREADS ?? allThreads, t);
+      else lines.push(`| numpy, ${run.label} | ${dtype} | – | – | unavailable: ${run.error ?? "?"} | – |`);
+    }
+  }
+  const usable = result.numpy.filter((run) => run.float32 && run.float64);
+  if (usable.length > 0) {
+    lines.push(
+      "",
+      `| ours/numpy (best vs best) | ${usable.map((run) => run.label).join(" | ")} |`,
+      `|---|${usable.map(() => "---").join("|")}|`,
+    );
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const [label, ours] of [
+        [result.ours.backend === "wasm-simd" ? "WebAssembly SIMD" : "plain JS", result.ours[dtype]],
+        ["plain-JS fallback", result.jsFallback[dtype]],
+      ] as const) {
+        lines.push(`| ${label}, ${dtype} | ${usable.map((run) => pct(ours.bestGflops / run[dtype]!.bestGflops)).join(" | ")} |`);
       }
     }
   }
   const asIs = result.numpy[0];
   if (asIs && !asIs.error) {
-    const set = OPENBLAS_VARS.filter((v) => v !== "OPENBLAS_NUM_THREADS" && asIs.env[v] != null).map((v) => `${v}=${asIs.env[v]}`);
+    const set = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"].filter((v) => asIs.env[v] != null).map((v) => `${v}=${asIs.env[v]}`);
     lines.push("", `"env as-is" had ${set.length ? set.join(", ") : "neither OPENBLAS_CORETYPE nor OPENBLAS_L2_SIZE set"}.`);
   }
   return lines.join("\n");
@@ -187,8 +208,8 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   const rows = options.rows ?? 4096;
   const k = options.k ?? 1024;
   const n = options.n ?? 1024;
-  const reps = options.reps ?? 3;
-  const budgetMs = options.budgetMs ?? 20_000;
+  const reps = options.reps ?? 5;
+  const budgetMs = options.budgetMs ?? 12_000;
   const flops = alignmentFlops(rows, k, n);
 
   const x32 = fill(new Float32Array(rows * k), 1);
@@ -204,8 +225,16 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   matmulF64(x64.subarray(0, warmRows * k), warmRows, k, w64, n);
 
   const ours = {
+    backend: alignmentKernelBackend(),
     float32: timing(timeKernel(() => matmulF32(x32, rows, k, w32, n, out32), reps, budgetMs), flops),
     float64: timing(timeKernel(() => matmulF64(x64, rows, k, w64, n, out64), reps, budgetMs), flops),
+  };
+  matmulF32Js(x32.subarray(0, warmRows * k), warmRows, k, w32, n, new Float32Array(warmRows * n));
+  matmulF64Js(x64.subarray(0, warmRows * k), warmRows, k, w64, n, new Float64Array(warmRows * n));
+  const jsReps = Math.min(reps, 3); // the fallback is ~10× slower; fewer runs keep the bench short
+  const jsFallback = {
+    float32: timing(timeKernel(() => matmulF32Js(x32, rows, k, w32, n, out32), jsReps, budgetMs), flops),
+    float64: timing(timeKernel(() => matmulF64Js(x64, rows, k, w64, n, out64), jsReps, budgetMs), flops),
   };
 
   const numpy: NumpyRun[] = [];
@@ -223,6 +252,7 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
     flopsPerRun: flops,
     machine: { node: process.versions.node, cpu: cpus()[0]?.model.trim() ?? "unknown CPU", cores: cpus().length },
     ours,
+    jsFallback,
     numpy,
   };
   return { ...result, markdown: markdown(result) };

@@ -1,6 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, test } from "vitest";
-import { alignmentFlops, alignmentMetrics, matmulF32, matmulF64 } from "../src/alignment/index.js";
+import { alignmentFlops, alignmentKernelBackend, alignmentMetrics, matmulF32, matmulF64 } from "../src/alignment/index.js";
+import { matmulF32Js, matmulF64Js } from "../src/alignment/kernel-js.js";
+import { matmulWasm, wasmSimdAvailable } from "../src/alignment/kernel-wasm.js";
 
 /** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
 function rng(seed: number): () => number {
@@ -98,6 +100,41 @@ const SIZES: Array<[rows: number, k: number, n: number]> = [
   [6, 5, 3],
 ];
 
+type F64Impl = (x: Float64Array, rows: number, k: number, w: Float64Array, n: number) => Float64Array;
+type F32Impl = (x: Float32Array, rows: number, k: number, w: Float32Array, n: number) => Float32Array;
+
+function viaWasm<T extends Float64Array | Float32Array>(x: T, rows: number, k: number, w: T, n: number, out: T, chunkBytes?: number): T {
+  if (!matmulWasm(x, rows, k, w, n, out, chunkBytes)) throw new Error("WebAssembly SIMD path unavailable");
+  return out;
+}
+
+/** Every implementation must meet the same bit-exact contract. */
+const IMPLEMENTATIONS: Array<[name: string, f64: F64Impl, f32: F32Impl]> = [
+  ["public API", (x, r, k, w, n) => matmulF64(x, r, k, w, n), (x, r, k, w, n) => matmulF32(x, r, k, w, n)],
+  [
+    "plain JS",
+    (x, r, k, w, n) => matmulF64Js(x, r, k, w, n, new Float64Array(r * n)),
+    (x, r, k, w, n) => matmulF32Js(x, r, k, w, n, new Float32Array(r * n)),
+  ],
+  [
+    "WebAssembly SIMD",
+    (x, r, k, w, n) => viaWasm(x, r, k, w, n, new Float64Array(r * n)),
+    (x, r, k, w, n) => viaWasm(x, r, k, w, n, new Float32Array(r * n)),
+  ],
+  [
+    "WebAssembly SIMD, 64 KiB chunks",
+    (x, r, k, w, n) => viaWasm(x, r, k, w, n, new Float64Array(r * n), 64 * 1024),
+    (x, r, k, w, n) => viaWasm(x, r, k, w, n, new Float32Array(r * n), 64 * 1024),
+  ],
+];
+
+const CASES = IMPLEMENTATIONS.flatMap(([name, f64, f32]) => SIZES.map(([rows, k, n]) => ({ name, f64, f32, rows, k, n })));
+
+test("Node runs the WebAssembly SIMD kernels", () => {
+  expect(wasmSimdAvailable()).toBe(true);
+  expect(alignmentKernelBackend()).toBe("wasm-simd");
+});
+
 describe("matmulF64 / matmulF32", () => {
   test("hand-computed 2×3 · 3×2", () => {
     const x = [1, 2, 3, 4, 5, 6];
@@ -132,23 +169,23 @@ describe("matmulF64 / matmulF32", () => {
     expect(Array.from(matmulF32(Float32Array.from(x), rows, k, Float32Array.from(w), n))).toEqual(expected);
   });
 
-  test.each(SIZES)("F64 rows=%i k=%i n=%i is bit-identical to a naive triple loop", (rows, k, n) => {
+  test.each(CASES)("$name: F64 rows=$rows k=$k n=$n is bit-identical to a naive triple loop", ({ f64, rows, k, n }) => {
     const x = randomArray(new Float64Array(rows * k), rows * 1000 + k);
     const w = randomArray(new Float64Array(k * n), k * 1000 + n);
-    expectBitIdentical(matmulF64(x, rows, k, w, n), naiveF64(x, rows, k, w, n));
+    expectBitIdentical(f64(x, rows, k, w, n), naiveF64(x, rows, k, w, n));
   });
 
-  test.each(SIZES)("F32 rows=%i k=%i n=%i is bit-identical to a float32-accumulating reference", (rows, k, n) => {
+  test.each(CASES)("$name: F32 rows=$rows k=$k n=$n is bit-identical to a float32-accumulating reference", ({ f32, rows, k, n }) => {
     const x = randomArray(new Float32Array(rows * k), rows * 1000 + k);
     const w = randomArray(new Float32Array(k * n), k * 1000 + n);
-    expectBitIdentical(matmulF32(x, rows, k, w, n), naiveF32(x, rows, k, w, n));
+    expectBitIdentical(f32(x, rows, k, w, n), naiveF32(x, rows, k, w, n));
   });
 
-  test("F32 really accumulates in float32 (differs from a float64 sum rounded once)", () => {
+  test.each(IMPLEMENTATIONS)("%s: F32 really accumulates in float32 (differs from a float64 sum rounded once)", (_name, _f64, impl) => {
     const [rows, k, n] = [37, 129, 65];
     const x = randomArray(new Float32Array(rows * k), 1);
     const w = randomArray(new Float32Array(k * n), 2);
-    const f32 = matmulF32(x, rows, k, w, n);
+    const f32 = impl(x, rows, k, w, n);
     const f64Rounded = Float32Array.from(naiveF64(Float64Array.from(x), rows, k, Float64Array.from(w), n));
     let differing = 0;
     for (let i = 0; i < f32.length; i++) if (f32[i] !== f64Rounded[i]) differing++;
@@ -183,6 +220,11 @@ describe("matmulF64 / matmulF32", () => {
     expect(() => matmulF64(x, 2, 3, w, 2, new Float64Array(3))).toThrow(/out has 3 elements/);
     expect(() => matmulF32(new Float32Array(6), 2.5, 3, new Float32Array(6), 2)).toThrow(RangeError);
     expect(() => matmulF32(new Float32Array(6), -2, -3, new Float32Array(6), 2)).toThrow(/rows must be a non-negative integer/);
+    const shared = new Float64Array(8);
+    expect(() => matmulF64(shared.subarray(0, 4), 2, 2, Float64Array.from([1, 0, 0, 1]), 2, shared.subarray(2, 6))).toThrow(
+      /out must not share memory with x or w/,
+    );
+    expect(matmulF64(shared.subarray(0, 4), 2, 2, Float64Array.from([1, 0, 0, 1]), 2, shared.subarray(4, 8)).length).toBe(4);
   });
 
   test.skipIf(!hasNumpy())("F64 agrees with numpy x @ w to 1e-12 relative", () => {

@@ -4,4 +4,5 @@ export {
   matmulF32,
   alignmentMetrics,
   alignmentFlops,
+  alignmentKernelBackend,
 } from "./kernel.js";
