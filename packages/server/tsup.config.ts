@@ -1,7 +1,7 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: { cli: "src/cli.ts", index: "src/index.ts" },
+  entry: { cli: "src/cli.ts", index: "src/index.ts", "alignment-worker": "src/alignment/alignment-worker.ts" },
   format: ["esm"],
   target: "node20",
   platform: "node",

@@ -4,6 +4,8 @@ export * from "./schemas/common.js";
 export * from "./schemas/kv-cache.js";
 export * from "./schemas/memory.js";
 export * from "./schemas/reasoning-chain.js";
+export * from "./schemas/payload.js";
 export * from "./schemas/stats.js";
 export * from "./schemas/api-keys.js";
 export * from "./tensor/index.js";
+export * from "./alignment/index.js";
