@@ -131,40 +131,41 @@ export function compileInputMapper(
   schema: JsonSchema | undefined,
   options: { aliases?: Record<string, string>; restNames?: Record<string, string> } = {},
 ): InputMapper {
-  const fields = new Map<string, { field: string; coerce: Coerce }>();
+  type Entry = { field: string; coerce: Coerce };
+  // Spellings by precedence, lowest first: aliases, camelCase, snake_case (the REST name wins when a client sends both).
+  const snake = new Map<string, Entry>();
+  const camel = new Map<string, Entry>();
+  const byField = new Map<string, Entry>();
   const restNames = new Map<string, string>();
   for (const [field, sub] of Object.entries(schema?.properties ?? {})) {
     const entry = { field, coerce: queryCoercion(sub) };
-    fields.set(camelToSnake(field), entry);
-    fields.set(field, entry);
+    byField.set(field, entry);
+    snake.set(camelToSnake(field), entry);
+    if (camelToSnake(field) !== field) camel.set(field, entry);
     restNames.set(field, options.restNames?.[field] ?? camelToSnake(field));
   }
-  const aliases = Object.entries(options.aliases ?? {}).flatMap(([alias, field]) => {
-    const entry = fields.get(field);
-    return entry ? [[alias, entry] as const] : [];
-  });
+  const aliases = new Map<string, Entry>();
+  for (const [alias, field] of Object.entries(options.aliases ?? {})) {
+    const entry = byField.get(field);
+    if (entry) aliases.set(alias, entry);
+  }
+  const spellings = [aliases, camel, snake];
 
   return {
     fromBody(body) {
       if (body === null || typeof body !== "object" || Array.isArray(body)) return body;
+      const source = body as Record<string, unknown>;
+      // Unknown keys go through as sent: the procedure's schema strips or rejects them.
       const input: Record<string, unknown> = {};
-      for (const key of Object.keys(body)) {
-        const entry = fields.get(key);
-        const name = entry ? entry.field : key;
-        // The snake_case spelling wins when a client sends both.
-        if (entry && key === entry.field && Object.hasOwn(input, name)) continue;
-        input[name] = (body as Record<string, unknown>)[key];
-      }
+      for (const key of Object.keys(source)) if (!snake.has(key) && !camel.has(key)) input[key] = source[key];
+      for (const map of spellings.slice(1))
+        for (const [key, entry] of map) if (Object.hasOwn(source, key)) input[entry.field] = source[key];
       return input;
     },
     fromQuery(query) {
       const input: Record<string, unknown> = {};
-      for (const [alias, entry] of aliases)
-        if (query[alias] !== undefined) input[entry.field] = entry.coerce(query[alias]);
-      for (const key of Object.keys(query)) {
-        const entry = fields.get(key);
-        if (entry && !(key === entry.field && Object.hasOwn(input, entry.field))) input[entry.field] = entry.coerce(query[key]);
-      }
+      for (const map of spellings)
+        for (const [key, entry] of map) if (query[key] !== undefined) input[entry.field] = entry.coerce(query[key]);
       return input;
     },
     restName: (field) => restNames.get(field) ?? field,
