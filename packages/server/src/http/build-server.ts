@@ -12,6 +12,7 @@ import { createContext, type Services } from "../trpc/trpc.js";
 import { VERSION } from "../version.js";
 import { handleHttpError, ok, sendError } from "./envelope.js";
 import { registerRestApi } from "./rest/register-rest-routes.js";
+import { closeConnectionsWhenDrained } from "./graceful-shutdown.js";
 import { serializeError } from "./log-serializers.js";
 import { installMetrics } from "./metrics.js";
 
@@ -61,6 +62,7 @@ export async function buildServer(config: Config, options: { database?: Database
     void reply.header("x-request-id", request.id);
   });
   installMetrics(app, { database, port: config.metricsPort, host: config.host });
+  closeConnectionsWhenDrained(app);
   app.setErrorHandler(handleHttpError);
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new DomainError("NOT_FOUND", `No route ${request.method} ${request.url.split("?")[0]}`)),
