@@ -2,6 +2,8 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { addOpenApiPaths, buildOpenApiDocument } from "../packages/server/src/http/rest/openapi.js";
+import { restOperations } from "../packages/server/src/http/rest/rest-operations.js";
 import { REST_BASE, REST_ROUTES } from "../packages/server/src/http/rest/route-table.js";
 import { kvCache } from "./support/fixtures.js";
 import { restClient, type RestResponse } from "./support/rest-client.js";
@@ -86,6 +88,23 @@ describe("OpenAPI document and /docs", () => {
       .properties.memories.items;
     expect(listing.properties.created_at).toEqual({ type: "string", format: "date-time" });
     expect(Object.keys(listing.properties).every((k: string) => /^[a-z0-9_]+$/.test(k))).toBe(true);
+  });
+
+  it("takes hand-written path items for routes outside the route table", async () => {
+    const payloadPath = {
+      get: {
+        operationId: "downloadPayload",
+        parameters: [{ name: "id", in: "path", required: true, schema: { type: "integer" } }],
+        responses: { 200: { description: "safetensors bytes" }, 404: { $ref: "#/components/responses/NotFound" } },
+      },
+    };
+    const built = buildOpenApiDocument(restOperations(), { version: "test", extraPaths: { "/api/v1/memory/{id}/payload": payloadPath } });
+    addOpenApiPaths(built, { "/api/v1/payloads": { put: { operationId: "uploadPayload", responses: { 201: { description: "stored" } } } } });
+    expect(built.paths["/api/v1/memory/{id}/payload"]).toEqual(payloadPath);
+    expect(Object.keys(built.paths["/api/v1/payloads"]!)).toEqual(["put"]);
+    expect((await new Validator().validate(built)).valid).toBe(true);
+    // the served document is the decorated one, so other modules can add to it at startup
+    expect(s.server.app.openApiDocument.paths["/api/v1/stats"]).toEqual(document.paths["/api/v1/stats"]);
   });
 
   it("serves a browsable Swagger UI at /docs with its assets, offline", async () => {
