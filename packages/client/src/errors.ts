@@ -22,6 +22,8 @@ export class MemoryExchangeError extends TRPCClientError<AppRouter> {
 
   private constructor(source: TRPCClientError<AppRouter>, code: ErrorCode, message: string, extra: ErrorData) {
     super(message, { cause: source, result: source.shape ? { error: source.shape } : undefined, meta: source.meta });
+    // TRPCClientError's constructor resets the prototype to its own; restore ours so instanceof works.
+    Object.setPrototypeOf(this, new.target.prototype);
     this.code = code;
     this.status = ERROR_STATUS[code];
     this.details = extra.details ?? [];

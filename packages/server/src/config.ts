@@ -26,6 +26,8 @@ const envSchema = z.object({
   MEMORY_EXCHANGE_CORS_ORIGINS: z.string().default(""),
   MEMORY_EXCHANGE_RATE_LIMIT_MAX: int(0).default(0),
   MEMORY_EXCHANGE_RATE_LIMIT_WINDOW_MS: int(1).default(60_000),
+  MEMORY_EXCHANGE_MAX_EVENT_LOOP_DELAY_MS: int(0).default(1_000),
+  MEMORY_EXCHANGE_MAX_EVENT_LOOP_UTILIZATION: z.coerce.number().min(0).max(1).default(0),
   MEMORY_EXCHANGE_REQUEST_TIMEOUT_MS: int(0).default(120_000),
   MEMORY_EXCHANGE_SHUTDOWN_GRACE_MS: int(0).default(30_000),
   MEMORY_EXCHANGE_METRICS_PORT: int(0).max(65535).optional(),
@@ -47,6 +49,8 @@ export interface Config {
   bodyLimitBytes: number;
   corsOrigins: string[];
   rateLimit: { max: number; windowMs: number };
+  /** load shedding (503 OVERLOADED) when the event loop lags or is saturated; 0 disables a check */
+  underPressure: { maxEventLoopDelayMs: number; maxEventLoopUtilization: number };
   requestTimeoutMs: number;
   shutdownGraceMs: number;
   metricsPort: number | undefined;
@@ -136,6 +140,10 @@ export function loadConfig(env: Record<string, string | undefined> = { ...readDo
     bodyLimitBytes: e.MEMORY_EXCHANGE_BODY_LIMIT_MB,
     corsOrigins: e.MEMORY_EXCHANGE_CORS_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean),
     rateLimit: { max: e.MEMORY_EXCHANGE_RATE_LIMIT_MAX, windowMs: e.MEMORY_EXCHANGE_RATE_LIMIT_WINDOW_MS },
+    underPressure: {
+      maxEventLoopDelayMs: e.MEMORY_EXCHANGE_MAX_EVENT_LOOP_DELAY_MS,
+      maxEventLoopUtilization: e.MEMORY_EXCHANGE_MAX_EVENT_LOOP_UTILIZATION,
+    },
     requestTimeoutMs: e.MEMORY_EXCHANGE_REQUEST_TIMEOUT_MS,
     shutdownGraceMs: e.MEMORY_EXCHANGE_SHUTDOWN_GRACE_MS,
     metricsPort: e.MEMORY_EXCHANGE_METRICS_PORT,

@@ -121,11 +121,16 @@ export function requireScope(principal: Principal, scope: Scope): void {
     throw new DomainError("FORBIDDEN", `This API key lacks the '${scope}' scope`);
 }
 
-/** Resolves the caller from `Authorization: Bearer`, `X-API-Key` and (admin keys) `X-User-Id`. */
-export async function authenticate(verifier: ApiKeyVerifier, header: (name: string) => string | undefined): Promise<Principal> {
+/** The key a request presents: `Authorization: Bearer <key>`, else `X-API-Key: <key>`. */
+export function presentedApiKey(header: (name: string) => string | undefined): string | undefined {
   const authorization = header("authorization");
   const bearer = authorization ? /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
-  const key = bearer ?? header("x-api-key")?.trim();
+  return bearer ?? (header("x-api-key")?.trim() || undefined);
+}
+
+/** Resolves the caller from `Authorization: Bearer`, `X-API-Key` and (admin keys) `X-User-Id`. */
+export async function authenticate(verifier: ApiKeyVerifier, header: (name: string) => string | undefined): Promise<Principal> {
+  const key = presentedApiKey(header);
   if (!key) throw new DomainError("UNAUTHENTICATED", "Missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'");
   const row = await verifier.verify(key);
   if (!row) throw new DomainError("UNAUTHENTICATED", "Invalid, revoked or expired API key");

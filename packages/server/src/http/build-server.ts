@@ -10,7 +10,9 @@ import { createStore } from "../store/create-store.js";
 import { appRouter, type AppRouter } from "../trpc/root.js";
 import { createContext, type Services } from "../trpc/trpc.js";
 import { VERSION } from "../version.js";
+import { abuseControls } from "./abuse-controls.js";
 import { handleHttpError, ok, sendError } from "./envelope.js";
+import { idempotencyPlugin } from "./idempotency/idempotency-plugin.js";
 import { registerRestApi } from "./rest/register-rest-routes.js";
 import { closeConnectionsWhenDrained } from "./graceful-shutdown.js";
 import { serializeError } from "./log-serializers.js";
@@ -52,6 +54,7 @@ export async function buildServer(config: Config, options: { database?: Database
     },
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
+    handlerTimeout: config.requestTimeoutMs,
     return503OnClosing: true,
     forceCloseConnections: "idle",
   });
@@ -64,6 +67,8 @@ export async function buildServer(config: Config, options: { database?: Database
   installMetrics(app, { database, port: config.metricsPort, host: config.host });
   closeConnectionsWhenDrained(app);
   app.setErrorHandler(handleHttpError);
+  await app.register(abuseControls, { rateLimit: config.rateLimit, underPressure: config.underPressure });
+  await app.register(idempotencyPlugin, { services, database, leaseMs: 2 * (config.requestTimeoutMs || 300_000) });
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new DomainError("NOT_FOUND", `No route ${request.method} ${request.url.split("?")[0]}`)),
   );

@@ -29,6 +29,8 @@ export function fromFastifyError(error: FastifyError): DomainError {
       return new DomainError("INVALID_INPUT", "Request body is empty; send a JSON object");
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
       return new DomainError("INVALID_INPUT", "Content-Length does not match the body");
+    case "FST_ERR_HANDLER_TIMEOUT":
+      return new DomainError("TIMEOUT", "The request took too long; retry later", undefined, 1);
   }
   if (error.statusCode === 400 && /JSON/i.test(error.message))
     return new DomainError("INVALID_INPUT", "Request body is not valid JSON");

@@ -112,4 +112,32 @@ export const mysqlMigrations: Migration[] = [
 )`),
     ],
   },
+  {
+    id: "0004_idempotency_keys",
+    steps: [
+      // One row per (API key, Idempotency-Key); the unique index decides which of two racing requests
+      // executes. Times are epoch milliseconds: expiry (24 h) and the in-flight lease are compared in code.
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_idempotency_keys (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  key_id INT NOT NULL,
+  idempotency_key VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  request_hash CHAR(64) NOT NULL,
+  state VARCHAR(10) NOT NULL,
+  status_code SMALLINT NULL,
+  content_type VARCHAR(200) NULL,
+  chunk_count INT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL,
+  locked_at BIGINT NOT NULL,
+  UNIQUE INDEX mx_idempotency_key_uq (key_id, idempotency_key),
+  INDEX mx_idempotency_created_idx (created_at)
+)`),
+      // The first response's body (gzip), in chunks small enough for TiDB and the default packet size.
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_idempotency_chunks (
+  record_id BIGINT NOT NULL,
+  seq INT NOT NULL,
+  data MEDIUMBLOB NOT NULL,
+  PRIMARY KEY (record_id, seq)
+)`),
+    ],
+  },
 ];

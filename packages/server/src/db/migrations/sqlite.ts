@@ -112,4 +112,29 @@ export const sqliteMigrations: Migration[] = [
 )`),
     ],
   },
+  {
+    id: "0004_idempotency_keys",
+    steps: [
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_idempotency_keys (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_id INTEGER NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  state TEXT NOT NULL,
+  status_code INTEGER,
+  content_type TEXT,
+  chunk_count INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  locked_at INTEGER NOT NULL
+)`),
+      idempotentSql("CREATE UNIQUE INDEX IF NOT EXISTS mx_idempotency_key_uq ON mx_idempotency_keys (key_id, idempotency_key)"),
+      idempotentSql("CREATE INDEX IF NOT EXISTS mx_idempotency_created_idx ON mx_idempotency_keys (created_at)"),
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_idempotency_chunks (
+  record_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (record_id, seq)
+)`),
+    ],
+  },
 ];

@@ -1,0 +1,63 @@
+import { createHash } from "node:crypto";
+import rateLimit from "@fastify/rate-limit";
+import underPressure from "@fastify/under-pressure";
+import type { FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import type { Config } from "../config.js";
+import { presentedApiKey } from "../domain/api-keys.js";
+import { DomainError } from "../errors.js";
+
+export interface AbuseControlsOptions {
+  rateLimit: Config["rateLimit"];
+  underPressure: Config["underPressure"];
+}
+
+/** Liveness and scraping stay answerable whatever the load, so orchestrators see the truth. */
+const EXEMPT = new Set(["/health", "/ready", "/metrics"]);
+const isExempt = (request: FastifyRequest) => EXEMPT.has(request.url.split("?")[0]!);
+
+/** Requests are counted per API key (its hash: the key itself is never kept), else per client address. */
+function rateLimitKey(request: FastifyRequest): string {
+  const key = presentedApiKey((name) => {
+    const value = request.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  });
+  return key ? `key:${createHash("sha256").update(key).digest("hex")}` : `ip:${request.ip}`;
+}
+
+/**
+ * Per-key rate limiting (429 RATE_LIMITED with Retry-After) and load shedding
+ * under event-loop pressure (503 OVERLOADED with Retry-After). Request
+ * timeouts are Fastify's own (`handlerTimeout`, 503 TIMEOUT). Register before
+ * the routes: the rate limiter attaches itself to routes as they are added.
+ */
+export const abuseControls = fp<AbuseControlsOptions>(
+  async (app, options) => {
+    const { maxEventLoopDelayMs, maxEventLoopUtilization } = options.underPressure;
+    if (maxEventLoopDelayMs > 0 || maxEventLoopUtilization > 0) {
+      await app.register(underPressure, {
+        maxEventLoopDelay: maxEventLoopDelayMs,
+        maxEventLoopUtilization,
+        eventLoopUtilizationMode: "interval",
+        // Resolving lets the request through; a rejection goes to the error handler (the envelope).
+        pressureHandler: async (request, _reply, type) => {
+          if (!isExempt(request)) throw new DomainError("OVERLOADED", `The service is overloaded (${type}); retry later`, undefined, 1);
+        },
+      });
+    }
+
+    if (options.rateLimit.max > 0) {
+      await app.register(rateLimit, {
+        max: options.rateLimit.max,
+        timeWindow: options.rateLimit.windowMs,
+        keyGenerator: rateLimitKey,
+        allowList: (request) => isExempt(request),
+        errorResponseBuilder: (_request, context) => {
+          const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
+          return new DomainError("RATE_LIMITED", `Rate limit of ${context.max} requests per ${context.after} exceeded; retry in ${seconds} s`, undefined, seconds);
+        },
+      });
+    }
+  },
+  { name: "memory-exchange-abuse-controls", fastify: "5.x" },
+);
