@@ -177,6 +177,7 @@ for (const dialect of await testDialects()) {
     let s: TestServer;
     let rest: ReturnType<typeof restClient>;
     let conforms: (method: string, path: string, response: RestResponse) => void;
+    let exampleErrors: () => { path: string; method: string; errors: unknown }[];
     beforeAll(async () => {
       s = await startTestServer(dialect);
       rest = restClient(s.url);
@@ -194,8 +195,29 @@ for (const dialect of await testDialects()) {
         const validate = ajv.getSchema(where) ?? ajv.compile({ $ref: where });
         expect(validate(response.body) ? [] : validate.errors, `${method} ${path} ${response.status}`).toEqual([]);
       };
+      exampleErrors = () =>
+        Object.entries(document.paths as Record<string, Record<string, { requestBody?: { content: Record<string, { example?: unknown }> } }>>).flatMap(
+          ([path, item]) =>
+            Object.entries(item).flatMap(([method, op]) => {
+              const media = op.requestBody?.content["application/json"];
+              if (media?.example === undefined) return [];
+              const validate = ajv.compile({ $ref: `openapi.json#/${pointer("paths", path, method, "requestBody", "content", "application/json", "schema")}` });
+              return [{ path, method, errors: validate(media.example) ? null : validate.errors }];
+            }),
+        );
     });
     afterAll(() => s.close());
+
+    it("request examples shown by /docs match their schemas", () => {
+      const checked = exampleErrors();
+      expect(checked.map((c) => `${c.method} ${c.path}`).sort()).toEqual([
+        "post /api/v1/memory/publish",
+        "post /api/v1/memory/purchase",
+        "post /api/v1/reasoning-chain/publish",
+        "post /api/v1/reasoning-chain/use",
+      ]);
+      expect(checked.filter((c) => c.errors)).toEqual([]);
+    });
 
     it("success and error bodies match their documented schemas", async () => {
       const seller = await s.createKey(11);

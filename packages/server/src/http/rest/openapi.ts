@@ -158,7 +158,9 @@ function operationObject(op: RestOperation): Record<string, unknown> {
     "x-scope": route.scope,
     "x-trpc-procedure": route.procedure,
     parameters,
-    ...(input && route.input === "body" ? { requestBody: { required: true, content: json(input) } } : {}),
+    ...(input && route.input === "body"
+      ? { requestBody: { required: true, content: { "application/json": { schema: input, ...(route.example ? { example: route.example } : {}) } } } }
+      : {}),
     responses: {
       [route.status]: { description: "Success", content: json(envelope(data)) },
       ...Object.fromEntries(errors.map((status) => [status, { $ref: `#/components/responses/${ERROR_RESPONSES[status]![0]}` }])),

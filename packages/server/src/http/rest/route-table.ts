@@ -25,6 +25,8 @@ export interface RestRoute {
   params?: Record<string, string>;
   /** error statuses this route can answer besides the ones every authenticated route can */
   errors?: number[];
+  /** a request body from the seed document, shown by /docs */
+  example?: Record<string, unknown>;
   /** the seed's human `message` added to `data`, from the procedure's output */
   message?: (output: Record<string, unknown>) => string;
 }
@@ -44,6 +46,12 @@ export const REST_ROUTES: readonly RestRoute[] = [
     scope: "trade",
     summary: "Publish a memory (KV-cache snapshot) for sale",
     errors: [413],
+    example: {
+      memory_type: "kv_cache",
+      kv_cache_data: { sourceModel: "gpt-3.5-turbo", keys: [[0.1, 0.2]], values: [[0.3, 0.4]] },
+      price: 9.99,
+      description: "High-quality KV cache for GPT-3.5",
+    },
     message: () => "Memory published successfully",
   },
   {
@@ -59,6 +67,7 @@ export const REST_ROUTES: readonly RestRoute[] = [
     description:
       "A buyer buys a listing at most once: a repeat purchase returns the first transaction (`new_purchase: false`) and charges nothing.",
     errors: [404, 409, 422],
+    example: { memory_id: 123, target_model: "gpt-4" },
     message: (out) => (out.newPurchase ? "Memory purchased successfully" : "Memory already purchased; returning the existing transaction"),
   },
   {
@@ -107,6 +116,14 @@ export const REST_ROUTES: readonly RestRoute[] = [
     scope: "trade",
     summary: "Publish a reasoning chain, sold per use",
     errors: [413],
+    example: {
+      chain_name: "Financial Analysis Chain",
+      description: "Reasoning chain for financial data analysis",
+      category: "finance",
+      kv_cache_snapshot: { sourceModel: "gpt-4", keys: [[0.1, 0.2]], values: [[0.3, 0.4]] },
+      source_model: "gpt-4",
+      price_per_use: 2.99,
+    },
     message: () => "Reasoning chain published successfully",
   },
   {
@@ -121,6 +138,7 @@ export const REST_ROUTES: readonly RestRoute[] = [
     summary: "Pay for one use of a reasoning chain and receive its KV-cache snapshot",
     description: "Each use records a transaction; the creator's own use is free.",
     errors: [404, 422],
+    example: { chain_id: 456, input_data: { query: "Analyze Q4 revenue" }, target_model: "gpt-4" },
     message: () => "Reasoning chain used successfully",
   },
   {
