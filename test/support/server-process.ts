@@ -127,8 +127,13 @@ export async function startServerProcess(env: Record<string, string>, cwd = scra
       return undefined;
     }
   };
-  const listening = await waitForLine((line) => parse(line)?.msg === "memory-exchange listening" || /memory-exchange listening/.test(line));
-  const address = parse(listening)?.address ?? /address: "([^"]+)"/.exec(listening)?.[1];
+  // JSON logs: our own "listening" line; pretty logs (not JSON): Fastify's "Server listening at <url>".
+  const pretty = /Server listening at (http:\/\/\S+)/;
+  const listening = await waitForLine((line) => {
+    const json = parse(line);
+    return json ? json.msg === "memory-exchange listening" : pretty.test(line);
+  });
+  const address = parse(listening)?.address ?? pretty.exec(listening)?.[1];
   if (typeof address !== "string") throw new Error(`no address in: ${listening}`);
   return {
     url: address,
