@@ -1,0 +1,150 @@
+import { Agent, request as httpRequest } from "node:http";
+import autocannon, { type AutocannonRequest } from "autocannon";
+
+/** One HTTP request of a workload. */
+export interface RequestSpec {
+  method: "GET" | "POST";
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/**
+ * What a scenario sends: `next(i)` gives the i-th request (unique purchases,
+ * rotating ids…). A `fixed` workload sends the same request every time, which
+ * autocannon can pre-build (no per-request cost in the load generator).
+ */
+export interface Workload {
+  next(i: number): RequestSpec;
+  fixed?: boolean;
+}
+
+export interface LoadResult {
+  /** completed requests per second (any status) */
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+  requests: number;
+  /** socket errors, timeouts and non-2xx answers */
+  errors: number;
+  statusCodes: Record<string, number>;
+  durationS: number;
+}
+
+const withBody = (spec: RequestSpec): AutocannonRequest => ({
+  method: spec.method,
+  path: spec.path,
+  headers: { ...(spec.body !== undefined ? { "content-type": "application/json" } : {}), ...spec.headers },
+  ...(spec.body !== undefined ? { body: spec.body } : {}),
+});
+
+/**
+ * Closed-loop maximum throughput (autocannon): `connections` keep-alive
+ * connections each sending the next request as soon as the previous answer
+ * arrives. A short warm-up run first (JIT, pools, caches), not counted.
+ */
+export async function maxThroughput(
+  url: string,
+  workload: Workload,
+  options: { connections: number; durationS: number; warmupS: number; onMeasureStart?: () => void },
+): Promise<LoadResult> {
+  let counter = 0;
+  const requests: AutocannonRequest[] = workload.fixed
+    ? [withBody(workload.next(0))]
+    : [{ setupRequest: (request) => ({ ...request, ...withBody(workload.next(counter++)) }) }];
+  const run = (duration: number) =>
+    autocannon({ url, connections: options.connections, duration, timeout: 10, requests });
+  if (options.warmupS > 0) await run(options.warmupS);
+  options.onMeasureStart?.();
+  const result = await run(options.durationS);
+  const requestsDone = result.requests.total;
+  return {
+    rps: requestsDone / result.duration,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    meanMs: result.latency.mean,
+    requests: requestsDone,
+    errors: result.errors + result.timeouts + result.non2xx,
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
+    durationS: result.duration,
+  };
+}
+
+/**
+ * Open-loop constant rate: requests are sent on a fixed schedule whatever the
+ * answers do, and each latency is measured from the moment the request was
+ * due (so a stalled server shows up in p99 instead of slowing the sender:
+ * no coordinated omission). autocannon's own rate limit sends each second's
+ * quota in a burst, which would measure a burst, not a steady load.
+ */
+export async function steadyRate(
+  url: string,
+  workload: Workload,
+  options: { rate: number; durationS: number; connections: number },
+): Promise<LoadResult & { targetRate: number }> {
+  const target = new URL(url);
+  const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
+  const latencies: number[] = [];
+  const statusCodes: Record<string, number> = {};
+  let errors = 0;
+  let sent = 0;
+  let done = 0;
+  const total = Math.max(1, Math.round(options.rate * options.durationS));
+  const start = performance.now();
+  const interval = 1000 / options.rate;
+
+  await new Promise<void>((resolve) => {
+    const finish = () => {
+      if (++done === total) resolve();
+    };
+    const send = (i: number) => {
+      const due = start + i * interval;
+      const spec = workload.next(i);
+      const headers: Record<string, string> = { ...spec.headers };
+      if (spec.body !== undefined) {
+        headers["content-type"] = "application/json";
+        headers["content-length"] = String(Buffer.byteLength(spec.body));
+      }
+      const req = httpRequest(
+        { host: target.hostname, port: target.port, method: spec.method, path: spec.path, headers, agent },
+        (res) => {
+          res.resume();
+          res.once("end", () => {
+            statusCodes[res.statusCode!] = (statusCodes[res.statusCode!] ?? 0) + 1;
+            if (res.statusCode! >= 200 && res.statusCode! < 300) latencies.push(performance.now() - due);
+            else errors++;
+            finish();
+          });
+        },
+      );
+      req.setTimeout(10_000, () => req.destroy(new Error("timeout")));
+      req.once("error", () => {
+        errors++;
+        finish();
+      });
+      req.end(spec.body);
+    };
+    const tick = () => {
+      const due = Math.min(total, Math.floor((performance.now() - start) / interval) + 1);
+      while (sent < due) send(sent++);
+      if (sent < total) setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const elapsedS = (performance.now() - start) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]! : NaN);
+  return {
+    targetRate: options.rate,
+    rps: done / elapsedS,
+    p50Ms: pct(50),
+    p99Ms: pct(99),
+    meanMs: latencies.reduce((a, b) => a + b, 0) / (latencies.length || 1),
+    requests: done,
+    errors,
+    statusCodes,
+    durationS: elapsedS,
+  };
+}

@@ -1,0 +1,150 @@
+import type { LoadResult } from "./load.js";
+
+/** What `pnpm bench` writes to bench/results/latest.json (plus `markdown`). */
+export interface ScenarioResult {
+  name: string;
+  title: string;
+  service: LoadResult & { rssMb: number; cpuUsPerRequest: number };
+  baseline?: LoadResult & { rssMb: number; cpuUsPerRequest: number };
+  /** service req/s ÷ baseline req/s */
+  ratio?: number;
+  /** open-loop run at half the service's maximum */
+  halfLoad?: LoadResult & { rssMb: number; cpuUsPerRequest: number; targetRate: number };
+}
+
+export interface DialectReport {
+  dialect: "sqlite" | "mysql";
+  /** the service's RSS one second after start, before any request */
+  idleRssMb: number;
+  scenarios: ScenarioResult[];
+  seconds: number;
+}
+
+export interface IdleConnectionsResult {
+  requested: number;
+  open: number;
+  failed: number;
+  rssBeforeMb: number;
+  rssAfterMb: number;
+  bytesPerConnection: number;
+}
+
+export interface BenchReport {
+  date: string;
+  machine: { cpu: string; cores: number; memoryGb: number; node: string; platform: string; loadAverageAtStart: number[] };
+  settings: { durationS: number; warmupS: number; connections: number; listings: number; chains: number };
+  dialects: DialectReport[];
+  skipped?: string[];
+  idleConnections?: { openFilesLimit: number; service: IdleConnectionsResult & { idleRssMb: number }; baseline: IdleConnectionsResult };
+  kernel?: { result?: unknown; markdown?: string; error?: string };
+  payloads?: { result?: unknown; markdown?: string; error?: string };
+  totalSeconds?: number;
+}
+
+const n0 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "–" : Math.round(v).toLocaleString("en-US"));
+const n1 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "–" : v.toFixed(1));
+const n2 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "–" : v.toFixed(2));
+const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "–" : v < 10 ? v.toFixed(1) : Math.round(v).toString());
+
+interface Target {
+  label: string;
+  value: (report: BenchReport, dialect: DialectReport) => number | undefined;
+  format: (v: number) => string;
+  met: (v: number) => boolean;
+}
+
+const scenario = (d: DialectReport, name: string) => d.scenarios.find((s) => s.name === name);
+
+/** The targets of issue 7, checked per dialect. */
+const TARGETS: Target[] = [
+  { label: "/health ≥ 0.9× bare Fastify", value: (_r, d) => scenario(d, "health")?.ratio, format: (v) => `${n2(v)}×`, met: (v) => v >= 0.9 },
+  { label: "/health ≥ 20,000 req/s", value: (_r, d) => scenario(d, "health")?.service.rps, format: n0, met: (v) => v >= 20_000 },
+  {
+    label: "REST browse, cache off ≥ 0.8× driver baseline",
+    value: (_r, d) => scenario(d, "rest-browse-nocache")?.ratio,
+    format: (v) => `${n2(v)}×`,
+    met: (v) => v >= 0.8,
+  },
+  {
+    label: "tRPC browse, cache off ≥ 0.5× driver baseline",
+    value: (_r, d) => scenario(d, "trpc-browse-nocache")?.ratio,
+    format: (v) => `${n2(v)}×`,
+    met: (v) => v >= 0.5,
+  },
+  { label: "REST browse, cache warm ≥ 10,000 req/s", value: (_r, d) => scenario(d, "rest-browse")?.service.rps, format: n0, met: (v) => v >= 10_000 },
+  ...(["rest-browse", "publish", "purchase"] as const).map(
+    (name): Target => ({
+      label: `${name}: p99 ≤ 10 ms at 50% of max`,
+      value: (_r, d) => scenario(d, name)?.halfLoad?.p99Ms,
+      format: (v) => `${ms(v)} ms`,
+      met: (v) => v <= 10,
+    }),
+  ),
+  { label: "idle RSS at start ≤ 80 MB", value: (_r, d) => d.idleRssMb, format: (v) => `${n1(v)} MB`, met: (v) => v <= 80 },
+  {
+    label: "≤ 6 KB RSS per idle connection",
+    value: (r) => (r.idleConnections ? r.idleConnections.service.bytesPerConnection / 1024 : undefined),
+    format: (v) => `${n1(v)} KB`,
+    met: (v) => v <= 6,
+  },
+];
+
+export function renderReport(report: BenchReport): string {
+  const m = report.machine;
+  const lines: string[] = [];
+  lines.push(`## Benchmark — ${report.date.slice(0, 10)}`, "");
+  lines.push(
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.platform}, Node ${m.node}; load average at start ${m.loadAverageAtStart.join(" / ")}. ` +
+      `Load generator, service, baseline and database share the machine. ` +
+      `${report.settings.connections} connections, ${report.settings.warmupS} s warm-up + ${report.settings.durationS} s per run; ` +
+      `${report.settings.listings.toLocaleString("en-US")} listings, ${report.settings.chains.toLocaleString("en-US")} chains.`,
+    "",
+  );
+  for (const d of report.dialects) {
+    lines.push(`### ${d.dialect === "sqlite" ? "SQLite" : "MariaDB"}`, "");
+    lines.push("| scenario | req/s | p50 ms | p99 ms | errors | RSS MB | CPU µs/req | baseline req/s | baseline p99 ms | baseline CPU µs/req | ratio |");
+    lines.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (const s of d.scenarios) {
+      lines.push(
+        `| ${s.title} | ${n0(s.service.rps)} | ${ms(s.service.p50Ms)} | ${ms(s.service.p99Ms)} | ${s.service.errors} | ${n0(s.service.rssMb)} | ${n0(s.service.cpuUsPerRequest)} | ` +
+          `${n0(s.baseline?.rps)} | ${ms(s.baseline?.p99Ms)} | ${n0(s.baseline?.cpuUsPerRequest)} | ${s.ratio === undefined ? "–" : `${n2(s.ratio)}×`} |`,
+      );
+    }
+    const steady = d.scenarios.filter((s) => s.halfLoad);
+    if (steady.length) {
+      lines.push("", "At half the measured maximum (open loop, latency from the scheduled send time):", "");
+      lines.push("| scenario | rate req/s | p50 ms | p99 ms | errors |", "|---|--:|--:|--:|--:|");
+      for (const s of steady) lines.push(`| ${s.title} | ${n0(s.halfLoad!.targetRate)} | ${ms(s.halfLoad!.p50Ms)} | ${ms(s.halfLoad!.p99Ms)} | ${s.halfLoad!.errors} |`);
+    }
+    lines.push("", `Idle RSS at start: ${n1(d.idleRssMb)} MB.`, "");
+  }
+  if (report.idleConnections) {
+    const { service, baseline, openFilesLimit } = report.idleConnections;
+    lines.push("### Idle keep-alive connections", "");
+    lines.push(`Open-files limit ${openFilesLimit}. Each connection made one \`GET /health\` and stayed open.`, "");
+    lines.push("| server | connections open | failed | RSS before MB | RSS after MB | per connection |", "|---|--:|--:|--:|--:|--:|");
+    for (const [name, r] of [["service", service], ["bare Fastify", baseline]] as const)
+      lines.push(`| ${name} | ${n0(r.open)} | ${r.failed} | ${n1(r.rssBeforeMb)} | ${n1(r.rssAfterMb)} | ${n1(r.bytesPerConnection / 1024)} KB |`);
+    lines.push("");
+  }
+  if (report.dialects.length) {
+    lines.push("### Targets", "");
+    lines.push(`| target | ${report.dialects.map((d) => d.dialect).join(" | ")} |`, `|---|${report.dialects.map(() => "--:|").join("")}`);
+    for (const t of TARGETS) {
+      const cells = report.dialects.map((d) => {
+        const v = t.value(report, d);
+        return v === undefined || Number.isNaN(v) ? "not measured" : `${t.format(v)} ${t.met(v) ? "✅" : "❌"}`;
+      });
+      lines.push(`| ${t.label} | ${cells.join(" | ")} |`);
+    }
+    lines.push("");
+  }
+  for (const [title, part] of [["Alignment kernel", report.kernel], ["Payload transfer", report.payloads]] as const) {
+    if (!part) continue;
+    lines.push(`### ${title}`, "");
+    lines.push(part.markdown ?? (part.error ? `Failed: ${part.error.split("\n")[0]}` : "(no Markdown)"), "");
+  }
+  if (report.skipped?.length) lines.push(`Skipped: ${report.skipped.join("; ")}.`, "");
+  if (report.totalSeconds !== undefined) lines.push(`Total time: ${Math.round(report.totalSeconds)} s.`);
+  return lines.join("\n");
+}

@@ -1,0 +1,420 @@
+/**
+ * `pnpm bench`: the service under load next to a bare-metal baseline, in one
+ * run on one machine, on SQLite and (when reachable) MariaDB/MySQL.
+ *
+ * For each dialect: a fresh database with 10,000 listings and 1,000 chains;
+ * the service from its built binary and a minimal Fastify + raw-driver server
+ * (bench/baseline-server.ts), each a child process; then every scenario
+ * against both, reported as req/s, latency p50/p99, errors, the service's
+ * RSS and the ratio to the baseline. Then latency at half the measured
+ * maximum (open-loop), idle keep-alive connections and memory, and the
+ * kernel and payload benchmarks when present. Results go to
+ * bench/results/latest.json and a Markdown report on stdout.
+ *
+ * Settings (environment): BENCH_DIALECTS (sqlite,mysql), BENCH_DURATION_S (5),
+ * BENCH_WARMUP_S (1), BENCH_CONNECTIONS (32), BENCH_IDLE_CONNECTIONS (15000,
+ * capped by the open-files limit), BENCH_SCENARIOS (comma list to run only
+ * some), BENCH_SKIP (comma list: kernel, payloads, idle, steady),
+ * BENCH_CPU_PROF_DIR (run the service with --cpu-prof, profiles there),
+ * MX_BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306/mx_bench).
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { createMemoryExchangeClient } from "@memory-exchange/client";
+import { maxThroughput, steadyRate, type LoadResult, type RequestSpec, type Workload } from "./load.js";
+import { mysqlReachable, prepareDatabase, seedMarket, smallKvCache, type Dialect } from "./market.js";
+import { freePort, runNode, startServer, type ChildServer } from "./processes.js";
+import { renderReport, type BenchReport, type DialectReport, type ScenarioResult } from "./report.js";
+import {
+  BROWSE_INPUT,
+  chainUseWorkload,
+  healthWorkload,
+  mixedWorkload,
+  publishWorkload,
+  purchaseWorkload,
+  restBrowseWorkload,
+  trpcBrowseWorkload,
+  type MarketRefs,
+} from "./scenarios.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const CLI = resolve(ROOT, "packages/server/dist/cli.js");
+const BASELINE = resolve(ROOT, "bench/baseline-server.ts");
+const IDLE_HOLDER = resolve(ROOT, "bench/idle-connections.ts");
+const TSX = ["--conditions=source", "--import", "tsx"];
+
+const env = process.env;
+const DURATION_S = Number(env.BENCH_DURATION_S ?? 5);
+const WARMUP_S = Number(env.BENCH_WARMUP_S ?? 1);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 32);
+const ONLY = env.BENCH_SCENARIOS ? new Set(env.BENCH_SCENARIOS.split(",")) : undefined;
+const SKIP = new Set((env.BENCH_SKIP ?? "").split(",").filter(Boolean));
+const PROFILE_DIR = env.BENCH_CPU_PROF_DIR ? resolve(env.BENCH_CPU_PROF_DIR) : undefined;
+const LISTINGS = 10_000;
+const CHAINS = 1_000;
+
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+const mb = (bytes: number) => bytes / 1024 / 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function openFilesLimit(): number {
+  try {
+    return Number(execFileSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).trim()) || 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+async function startService(dialect: Dialect, url: string, extraEnv: Record<string, string> = {}, label = "service"): Promise<ChildServer> {
+  const port = await freePort();
+  if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+  return startServer({
+    name: `${label}-${dialect}`,
+    args: [CLI, "serve"],
+    nodeFlags: PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${label}-${dialect}-${Date.now()}.cpuprofile`] : [],
+    env: {
+      DATABASE_URL: url,
+      MEMORY_EXCHANGE_PORT: String(port),
+      MEMORY_EXCHANGE_HOST: "127.0.0.1",
+      MEMORY_EXCHANGE_LOG_LEVEL: "warn",
+      MEMORY_EXCHANGE_METRICS_PORT: "",
+      ...extraEnv,
+    },
+    port,
+    readyPath: "/ready",
+  });
+}
+
+async function startBaseline(dialect: Dialect, url: string): Promise<ChildServer> {
+  const port = await freePort();
+  return startServer({
+    name: `baseline-${dialect}`,
+    args: [...TSX, BASELINE],
+    env: { BASELINE_DATABASE_URL: url, BASELINE_PORT: String(port) },
+    port,
+    readyPath: "/health",
+  });
+}
+
+async function mintKey(url: string, userId: number, scopes: string): Promise<string> {
+  const out = await runNode([CLI, "keys", "create", "--user-id", String(userId), "--scopes", scopes, "--name", "bench", "--json"], {
+    DATABASE_URL: url,
+    MEMORY_EXCHANGE_LOG_LEVEL: "warn",
+  });
+  return (JSON.parse(out) as { key: string }).key;
+}
+
+async function call(base: string, spec: RequestSpec): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(base + spec.path, {
+    method: spec.method,
+    headers: { ...(spec.body !== undefined ? { "content-type": "application/json" } : {}), ...spec.headers },
+    body: spec.body,
+  });
+  const text = await response.text();
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { text };
+  }
+  return { status: response.status, body };
+}
+
+/** Publishes one listing and one chain through REST (real payload rows) and returns their payload references. */
+async function publishTemplates(base: string, adminKey: string) {
+  const headers = { authorization: `Bearer ${adminKey}` };
+  const kvCache = smallKvCache(-1);
+  const memory = await call(base, {
+    method: "POST",
+    path: "/api/v1/memory/publish",
+    headers,
+    body: JSON.stringify({ memory_type: "kv_cache", kv_cache_data: kvCache, price: 10, description: "template" }),
+  });
+  const chain = await call(base, {
+    method: "POST",
+    path: "/api/v1/reasoning-chain/publish",
+    headers,
+    body: JSON.stringify({
+      chain_name: "template",
+      description: "template chain",
+      category: "math",
+      kv_cache_snapshot: kvCache,
+      source_model: kvCache.sourceModel,
+      price_per_use: 0.5,
+      step_count: 3,
+    }),
+  });
+  if (memory.status !== 201 || chain.status !== 201)
+    throw new Error(`template publish failed: ${JSON.stringify(memory.body)} ${JSON.stringify(chain.body)}`);
+  const memoryId = (memory.body.data as { memory_id: number }).memory_id;
+  const chainId = (chain.body.data as { chain_id: number }).chain_id;
+  const listing = (await call(base, { method: "GET", path: `/api/v1/memory/${memoryId}`, headers })).body.data as Record<string, unknown>;
+  const chainRow = (await call(base, { method: "GET", path: `/api/v1/reasoning-chain/${chainId}`, headers })).body.data as Record<string, unknown>;
+  const ref = (row: Record<string, unknown>) => ({ payloadDigest: String(row.payload_digest), payloadSize: Number(row.payload_size) });
+  if (!listing?.payload_digest || !chainRow?.payload_digest) throw new Error("templates have no payload digest");
+  return { listing: ref(listing), chain: ref(chainRow) };
+}
+
+/** The exact request the typed client sends for `memory.browse` (batched GET, superjson input), captured from a real call. */
+async function captureTrpcBrowse(base: string, apiKey: string): Promise<RequestSpec> {
+  let captured: RequestSpec | undefined;
+  const client = createMemoryExchangeClient({
+    url: base,
+    apiKey,
+    fetch: async (input, init) => {
+      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+      const headers = Object.fromEntries(new Headers(init?.headers).entries());
+      captured = { method: "GET", path: url.pathname + url.search, headers };
+      return fetch(input, init);
+    },
+  });
+  const page = await client.memory.browse.query(BROWSE_INPUT);
+  if (!captured || page.memories.length === 0) throw new Error("tRPC browse capture failed");
+  return captured;
+}
+
+/** Every listing and chain id, from the REST browse pages (newest first). */
+async function collectIds(base: string, key: string, kind: "memory" | "reasoning-chain"): Promise<number[]> {
+  const ids: number[] = [];
+  for (let cursor: string | null | undefined; ; ) {
+    const path = `/api/v1/${kind}/browse?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+    const { status, body } = await call(base, { method: "GET", path, headers: { authorization: `Bearer ${key}` } });
+    if (status !== 200) throw new Error(`${path}: ${status} ${JSON.stringify(body)}`);
+    const data = body.data as { memories?: { id: number }[]; chains?: { id: number }[]; next_cursor: string | null };
+    ids.push(...(data.memories ?? data.chains ?? []).map((row) => row.id));
+    cursor = data.next_cursor;
+    if (!cursor) return ids;
+  }
+}
+
+/** Checks one request answers 2xx on both servers before it is measured. */
+async function checkWorkload(name: string, checks: [ChildServer, Workload][]) {
+  for (const [server, workload] of checks) {
+    const { status, body } = await call(server.url, workload.next(0));
+    if (status < 200 || status >= 300) throw new Error(`${name} on ${server.name}: ${status} ${JSON.stringify(body).slice(0, 500)}`);
+  }
+}
+
+/**
+ * Runs a load while sampling the server: peak RSS, and the CPU time it used
+ * per request (user + system, from the measured part only), which stays
+ * comparable when other processes compete for the cores and req/s does not.
+ */
+async function measured<T extends LoadResult>(
+  server: ChildServer,
+  run: (onMeasureStart: () => void) => Promise<T>,
+): Promise<T & { rssMb: number; cpuUsPerRequest: number }> {
+  let peak = server.rss();
+  let cpuStart = server.cpuMs();
+  const timer = setInterval(() => (peak = Math.max(peak, server.rss())), 250);
+  try {
+    const result = await run(() => (cpuStart = server.cpuMs()));
+    const cpuUsPerRequest = ((server.cpuMs() - cpuStart) * 1000) / Math.max(1, result.requests);
+    return { ...result, rssMb: mb(Math.max(peak, server.rss())), cpuUsPerRequest };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+interface Scenario {
+  name: string;
+  title: string;
+  service: ChildServer;
+  workload: () => Workload;
+  baseline: boolean;
+  /** what the baseline serves instead, when it has no such route (tRPC → the same SQL over REST) */
+  baselineWorkload?: () => Workload;
+  /** measured again at half the maximum rate for the p99 target */
+  steady?: boolean;
+}
+
+async function holdIdleConnections(server: ChildServer, count: number) {
+  const port = new URL(server.url).port;
+  // Warm the server first so JIT and pools are not counted as connection memory.
+  await maxThroughput(server.url, healthWorkload(), { connections: 8, durationS: 1, warmupS: 0 });
+  await sleep(1500);
+  const before = server.rss();
+  const holder = spawn(process.execPath, [...TSX, IDLE_HOLDER, port, String(count)], { stdio: ["pipe", "pipe", "inherit"] });
+  const line = await new Promise<string>((resolveLine, reject) => {
+    let out = "";
+    holder.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes("\n")) resolveLine(out.split("\n")[0]!);
+    });
+    holder.once("exit", (code) => reject(new Error(`idle-connection holder exited ${code}`)));
+  });
+  const { open, failed } = JSON.parse(line) as { open: number; failed: number };
+  await sleep(2000);
+  const after = server.rss();
+  holder.stdin.end();
+  await new Promise((r) => holder.once("exit", r));
+  return { requested: count, open, failed, rssBeforeMb: mb(before), rssAfterMb: mb(after), bytesPerConnection: open ? (after - before) / open : NaN };
+}
+
+async function benchDialect(dialect: Dialect): Promise<DialectReport> {
+  const started = Date.now();
+  log(`${dialect}: preparing database`);
+  const database = await prepareDatabase(dialect);
+  const servers: ChildServer[] = [];
+  try {
+    const adminKey = await mintKey(database.url, 1, "read,trade,admin");
+    const readerKey = await mintKey(database.url, 2, "read,trade");
+
+    const service = await startService(dialect, database.url);
+    servers.push(service);
+    await sleep(1000);
+    const idleRssMb = mb(service.rss());
+
+    const templates = await publishTemplates(service.url, adminKey);
+    log(`${dialect}: seeding ${LISTINGS} listings and ${CHAINS} chains`);
+    await seedMarket(database.url, { listings: LISTINGS - 1, chains: CHAINS - 1 }, templates);
+    const baseline = await startBaseline(dialect, database.url);
+    servers.push(baseline);
+
+    const refs: MarketRefs = {
+      adminKey,
+      readerKey,
+      listingIds: await collectIds(service.url, readerKey, "memory"),
+      chainIds: await collectIds(service.url, readerKey, "reasoning-chain"),
+      trpcBrowse: await captureTrpcBrowse(service.url, readerKey),
+    };
+    if (refs.listingIds.length !== LISTINGS || refs.chainIds.length !== CHAINS)
+      throw new Error(`seeded ${refs.listingIds.length} listings and ${refs.chainIds.length} chains`);
+
+    const purchases = { n: 0 };
+    const publishes = { n: 0 };
+    const scenarios: Scenario[] = [
+      { name: "health", title: "GET /health", service, workload: healthWorkload, baseline: true },
+      { name: "rest-browse", title: "REST browse", service, workload: () => restBrowseWorkload(refs), baseline: true, steady: true },
+      { name: "trpc-browse", title: "tRPC browse (typed client wire format)", service, workload: () => trpcBrowseWorkload(refs), baseline: true, baselineWorkload: () => restBrowseWorkload(refs) },
+      { name: "publish", title: "REST publish (2.6 kB payload)", service, workload: () => publishWorkload(refs, publishes), baseline: true, steady: true },
+      { name: "purchase", title: "REST purchase", service, workload: () => purchaseWorkload(refs, purchases), baseline: true, steady: true },
+      { name: "chain-use", title: "REST reasoning-chain use", service, workload: () => chainUseWorkload(refs), baseline: true },
+      { name: "mixed", title: "mixed: 90% browse / 10% trades", service, workload: () => mixedWorkload(refs, purchases), baseline: true },
+    ];
+
+    const results: ScenarioResult[] = [];
+    for (const scenario of scenarios) {
+      if (ONLY && !ONLY.has(scenario.name)) continue;
+      const baselineWorkload = scenario.baselineWorkload ?? scenario.workload;
+      await checkWorkload(scenario.name, [[scenario.service, scenario.workload()], ...(scenario.baseline ? [[baseline, baselineWorkload()] as [ChildServer, Workload]] : [])]);
+      log(`${dialect}: ${scenario.name}`);
+      const options = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S };
+      const ours = await measured(scenario.service, (onMeasureStart) =>
+        maxThroughput(scenario.service.url, scenario.workload(), { ...options, onMeasureStart }),
+      );
+      const bare = scenario.baseline
+        ? await measured(baseline, (onMeasureStart) => maxThroughput(baseline.url, baselineWorkload(), { ...options, onMeasureStart }))
+        : undefined;
+      const result: ScenarioResult = { name: scenario.name, title: scenario.title, service: ours, baseline: bare, ratio: bare ? ours.rps / bare.rps : undefined };
+      if (scenario.steady && !SKIP.has("steady")) {
+        const rate = Math.max(1, Math.round(ours.rps / 2));
+        log(`${dialect}: ${scenario.name} at ${rate} req/s (half the maximum)`);
+        result.halfLoad = await measured(scenario.service, () =>
+          steadyRate(scenario.service.url, scenario.workload(), { rate, durationS: DURATION_S, connections: CONNECTIONS }),
+        );
+      }
+      results.push(result);
+    }
+    return { dialect, idleRssMb, scenarios: results, seconds: (Date.now() - started) / 1000 };
+  } finally {
+    for (const server of servers.reverse()) await server.stop().catch(() => undefined);
+    await database.drop().catch(() => undefined);
+  }
+}
+
+async function benchIdleConnections(dialect: Dialect) {
+  const limit = openFilesLimit();
+  const count = Math.min(Number(env.BENCH_IDLE_CONNECTIONS ?? 15_000), limit - 1_000);
+  log(`idle connections: ${count} (open-files limit ${limit})`);
+  const database = await prepareDatabase(dialect);
+  try {
+    await runNode([CLI, "migrate"], { DATABASE_URL: database.url, MEMORY_EXCHANGE_LOG_LEVEL: "warn" });
+    const service = await startService(dialect, database.url, {}, "idle");
+    let ours;
+    try {
+      await sleep(1000);
+      ours = { idleRssMb: mb(service.rss()), ...(await holdIdleConnections(service, count)) };
+    } finally {
+      await service.stop();
+    }
+    const baseline = await startBaseline(dialect, database.url);
+    try {
+      return { openFilesLimit: limit, service: ours, baseline: await holdIdleConnections(baseline, count) };
+    } finally {
+      await baseline.stop();
+    }
+  } finally {
+    await database.drop();
+  }
+}
+
+async function optionalBench(file: string, exportName: string): Promise<{ result?: unknown; markdown?: string; error?: string } | undefined> {
+  const path = resolve(ROOT, "bench", file);
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  } catch (error) {
+    if ((error as { code?: string }).code === "ERR_MODULE_NOT_FOUND" && String((error as Error).message).includes(file)) return undefined;
+    return { error: (error as Error).message };
+  }
+  const run = module[exportName];
+  if (typeof run !== "function") return { error: `${file} has no ${exportName}()` };
+  try {
+    const result = (await (run as () => Promise<{ markdown?: string }>)()) ?? {};
+    return { result, markdown: result.markdown };
+  } catch (error) {
+    return { error: (error as Error).stack ?? String(error) };
+  }
+}
+
+async function main() {
+  const started = Date.now();
+  const dialects: Dialect[] = (env.BENCH_DIALECTS ?? "sqlite,mysql").split(",").filter((d): d is Dialect => d === "sqlite" || d === "mysql");
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    machine: {
+      cpu: cpus()[0]?.model ?? "unknown",
+      cores: cpus().length,
+      memoryGb: Math.round(totalmem() / 1024 ** 3),
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
+    },
+    settings: { durationS: DURATION_S, warmupS: WARMUP_S, connections: CONNECTIONS, listings: LISTINGS, chains: CHAINS },
+    dialects: [],
+  };
+  for (const dialect of dialects) {
+    if (dialect === "mysql" && !(await mysqlReachable())) {
+      log("MariaDB/MySQL unreachable (MX_BENCH_MYSQL_URL): skipping the mysql dialect");
+      report.skipped = [...(report.skipped ?? []), "mysql: server unreachable"];
+      continue;
+    }
+    report.dialects.push(await benchDialect(dialect));
+  }
+  if (!SKIP.has("idle") && !ONLY) report.idleConnections = await benchIdleConnections(dialects[0] ?? "sqlite");
+  if (!SKIP.has("kernel") && !ONLY) {
+    log("alignment kernel");
+    report.kernel = await optionalBench("kernel.ts", "runKernelBench");
+  }
+  if (!SKIP.has("payloads") && !ONLY) {
+    log("payload transfer");
+    report.payloads = await optionalBench("payloads.ts", "runPayloadBench");
+  }
+  report.totalSeconds = (Date.now() - started) / 1000;
+
+  const markdown = renderReport(report);
+  const out = resolve(ROOT, "bench/results/latest.json");
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ ...report, markdown }, null, 2)}\n`);
+  process.stdout.write(`${markdown}\n`);
+  log(`results: ${out} (${Math.round(report.totalSeconds)} s)`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`[bench] failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});
