@@ -157,8 +157,8 @@ export function compileInputMapper(
       const source = body as Record<string, unknown>;
       // Unknown keys go through as sent: the procedure's schema strips or rejects them.
       const input: Record<string, unknown> = {};
-      for (const key of Object.keys(source)) if (!snake.has(key) && !camel.has(key)) input[key] = source[key];
-      for (const map of spellings.slice(1))
+      for (const key of Object.keys(source)) if (!spellings.some((map) => map.has(key))) input[key] = source[key];
+      for (const map of spellings)
         for (const [key, entry] of map) if (Object.hasOwn(source, key)) input[entry.field] = source[key];
       return input;
     },
