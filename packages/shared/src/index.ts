@@ -5,6 +5,7 @@ export * from "./schemas/kv-cache.js";
 export * from "./schemas/memory.js";
 export * from "./schemas/reasoning-chain.js";
 export * from "./schemas/payload.js";
+export * from "./schemas/alignment.js";
 export * from "./schemas/stats.js";
 export * from "./schemas/api-keys.js";
 export * from "./tensor/index.js";

@@ -1,5 +1,6 @@
 import { healthOutput } from "@memory-exchange/shared";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
+import { alignmentRouter } from "./routers/alignment.js";
 import { apiKeysRouter } from "./routers/api-keys.js";
 import { memoryRouter } from "./routers/memory.js";
 import { reasoningChainRouter } from "./routers/reasoning-chain.js";
@@ -16,6 +17,7 @@ export const appRouter = router({
   reasoningChain: router(reasoningChainRouter),
   stats: router(statsRouter),
   apiKeys: router(apiKeysRouter),
+  alignment: router(alignmentRouter),
 });
 
 export type AppRouter = typeof appRouter;

@@ -140,4 +140,53 @@ export const mysqlMigrations: Migration[] = [
 )`),
     ],
   },
+  {
+    id: "0005_payload_uploads",
+    steps: [
+      // A streamed upload writes its chunks under a temporary key listed here; a crash mid-upload
+      // leaves a row whose chunks the next start purges.
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_payload_uploads (
+  id VARCHAR(64) NOT NULL PRIMARY KEY,
+  user_id INT NOT NULL,
+  created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  INDEX mx_payload_uploads_created_idx (created_at)
+)`),
+      // The key a payload's chunks are stored under: its digest (NULL) or the upload that wrote them,
+      // so finishing an upload is one small row, not a rewrite of every chunk.
+      addColumn("mx_payloads", "chunk_key", "VARCHAR(64) NULL"),
+    ],
+  },
+  {
+    id: "0006_alignment_matrices",
+    steps: [
+      // Alignment matrices W registered per (source_model -> target_model) pair; W itself is a
+      // safetensors file in the payload store. Purchases apply the newest active one (created_at, id).
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_alignment_matrices (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  source_model VARCHAR(50) NOT NULL,
+  target_model VARCHAR(50) NOT NULL,
+  source_dim INT NOT NULL,
+  target_dim INT NOT NULL,
+  dtype VARCHAR(10) NOT NULL,
+  matrix_digest CHAR(64) NOT NULL,
+  version VARCHAR(20) NULL,
+  description TEXT NULL,
+  status VARCHAR(10) NOT NULL DEFAULT 'active',
+  publisher_id INT NOT NULL,
+  created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  INDEX mx_alignment_pair_idx (source_model, target_model, status, created_at, id)
+)`),
+      // The aligned-result cache: (payload digest, matrix) -> the aligned payload's digest and metrics,
+      // so a repeat purchase or use never recomputes.
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_aligned_payloads (
+  source_digest CHAR(64) NOT NULL,
+  matrix_id INT NOT NULL,
+  aligned_digest CHAR(64) NULL,
+  metrics TEXT NOT NULL,
+  refusal TEXT NULL,
+  created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (source_digest, matrix_id)
+)`),
+    ],
+  },
 ];

@@ -137,4 +137,47 @@ export const sqliteMigrations: Migration[] = [
 )`),
     ],
   },
+  {
+    id: "0005_payload_uploads",
+    steps: [
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_payload_uploads (
+  id TEXT PRIMARY KEY,
+  user_id INTEGER NOT NULL,
+  created_at INTEGER NOT NULL DEFAULT ${now}
+)`),
+      idempotentSql("CREATE INDEX IF NOT EXISTS mx_payload_uploads_created_idx ON mx_payload_uploads (created_at)"),
+      addColumn("mx_payloads", "chunk_key", "TEXT"),
+    ],
+  },
+  {
+    id: "0006_alignment_matrices",
+    steps: [
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_alignment_matrices (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  source_model TEXT NOT NULL,
+  target_model TEXT NOT NULL,
+  source_dim INTEGER NOT NULL,
+  target_dim INTEGER NOT NULL,
+  dtype TEXT NOT NULL,
+  matrix_digest TEXT NOT NULL,
+  version TEXT,
+  description TEXT,
+  status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
+  publisher_id INTEGER NOT NULL,
+  created_at INTEGER NOT NULL DEFAULT ${now}
+)`),
+      idempotentSql(
+        "CREATE INDEX IF NOT EXISTS mx_alignment_pair_idx ON mx_alignment_matrices (source_model, target_model, status, created_at, id)",
+      ),
+      idempotentSql(`CREATE TABLE IF NOT EXISTS mx_aligned_payloads (
+  source_digest TEXT NOT NULL,
+  matrix_id INTEGER NOT NULL,
+  aligned_digest TEXT,
+  metrics TEXT NOT NULL,
+  refusal TEXT,
+  created_at INTEGER NOT NULL DEFAULT ${now},
+  PRIMARY KEY (source_digest, matrix_id)
+)`),
+    ],
+  },
 ];

@@ -217,6 +217,7 @@ export function buildOpenApiDocument(operations: readonly RestOperation[], optio
       { name: "memory", description: "KV-cache memories: publish, buy, browse" },
       { name: "reasoning-chain", description: "Reasoning chains, paid per use" },
       { name: "stats", description: "Market statistics" },
+      { name: "alignment", description: "Alignment matrices applied on purchase and use" },
       { name: "health", description: "Liveness" },
     ],
     security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],

@@ -14,7 +14,7 @@ export interface RestRoute {
   input: InputSource;
   /** success status (publishing creates a resource) */
   status: 200 | 201;
-  tag: "memory" | "reasoning-chain" | "stats";
+  tag: "memory" | "reasoning-chain" | "stats" | "alignment";
   summary: string;
   description?: string;
   /** the scope the procedure's tier requires (documentation only: the procedure enforces it) */
@@ -176,5 +176,47 @@ export const REST_ROUTES: readonly RestRoute[] = [
     tag: "stats",
     scope: "read",
     summary: "Market statistics",
+  },
+  {
+    operationId: "publishAlignmentMatrix",
+    method: "POST",
+    path: "/alignment/matrices",
+    procedure: "alignment.publishMatrix",
+    input: "body",
+    status: 201,
+    tag: "alignment",
+    scope: "trade",
+    summary: "Register an alignment matrix W (source_dim × target_dim) for a source_model -> target_model pair",
+    description:
+      "`matrix` is a 2-D nested array, a compact tensor `{dtype, shape, data}`, or the digest of a safetensors file you uploaded " +
+      "with `PUT /api/v1/payloads` holding one 2-D tensor named `w` or `matrix`. Purchases and chain uses whose `target_model` " +
+      "differs from the payload's model apply the newest active matrix of the pair.",
+    errors: [404, 413, 422],
+    example: { source_model: "llama-3-8b", target_model: "gpt-4", matrix: [[1, 0, 0.5], [0, 1, 0.5]], version: "1.0.0" },
+    message: () => "Alignment matrix registered",
+  },
+  {
+    operationId: "listAlignmentMatrices",
+    method: "GET",
+    path: "/alignment/matrices",
+    procedure: "alignment.list",
+    input: "query",
+    status: 200,
+    tag: "alignment",
+    scope: "read",
+    summary: "Registered alignment matrices, newest first (never the matrix data)",
+  },
+  {
+    operationId: "setAlignmentMatrixStatus",
+    method: "POST",
+    path: "/alignment/matrices/status",
+    procedure: "alignment.setStatus",
+    input: "body",
+    status: 200,
+    tag: "alignment",
+    scope: "trade",
+    summary: "Activate or retire an alignment matrix (its publisher, or an admin key)",
+    errors: [404],
+    example: { matrix_id: 1, status: "inactive" },
   },
 ];
