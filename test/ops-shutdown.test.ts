@@ -120,6 +120,7 @@ for (const dialect of await testDialects()) {
 
         expect(await server.exit).toEqual({ code: 0, signal: null });
         expect(server.stderr()).toBe("");
+        expect(server.output.some((l) => l.includes("shutdown complete"))).toBe(true);
 
         // The listing was committed before the pool closed.
         const db = openDatabase(parseDatabaseUrl(database.url));

@@ -160,13 +160,17 @@ async function serve(config: Config): Promise<number> {
       }, config.shutdownGraceMs);
       force.unref();
       server.close().then(
-        () => resolve(0),
+        () => {
+          server.app.log.info("shutdown complete: requests drained, database closed");
+          resolve(0);
+        },
         (error) => {
           server.app.log.error({ err: error }, "shutdown failed");
           resolve(1);
         },
       );
     };
+    // once: a second signal gets Node's default handling and ends the process at once.
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
