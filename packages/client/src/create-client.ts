@@ -3,6 +3,7 @@ import type { AppRouter } from "@memory-exchange/server/router";
 import { observable } from "@trpc/server/observable";
 import superjson from "superjson";
 import { MemoryExchangeError } from "./errors.js";
+import { createPayloadsClient, type PayloadsClient } from "./payloads.js";
 
 export interface MemoryExchangeClientOptions {
   /** Base URL of the service, e.g. `http://localhost:8080` (the client calls `<url>/trpc`). */
@@ -40,7 +41,7 @@ export function createMemoryExchangeClient(options: MemoryExchangeClientOptions)
     ...(options.actAsUserId !== undefined ? { "x-user-id": String(options.actAsUserId) } : {}),
   });
   const common = { url, headers, transformer: superjson, ...(options.fetch ? { fetch: options.fetch } : {}) };
-  return createTRPCClient<AppRouter>({
+  const trpc = createTRPCClient<AppRouter>({
     links: [
       typedErrors,
       splitLink({
@@ -50,6 +51,12 @@ export function createMemoryExchangeClient(options: MemoryExchangeClientOptions)
       }),
     ],
   });
+  const payloads = createPayloadsClient({ url: options.url, headers, ...(options.fetch ? { fetch: options.fetch } : {}) });
+  // The tRPC client is a proxy that reads every property as a procedure path, so `payloads` is served by a wrapping proxy.
+  return new Proxy(trpc, {
+    get: (target, property, receiver) => (property === "payloads" ? payloads : Reflect.get(target, property, receiver)),
+  }) as MemoryExchangeClient;
 }
 
-export type MemoryExchangeClient = TRPCClient<AppRouter>;
+/** The typed tRPC client plus `payloads`: streamed safetensors upload and download. */
+export type MemoryExchangeClient = TRPCClient<AppRouter> & { readonly payloads: PayloadsClient };

@@ -1,4 +1,4 @@
-import { ERROR_STATUS, isErrorCode, type ErrorCode, type ErrorDetail } from "@memory-exchange/shared";
+import { ERROR_CODES, ERROR_STATUS, isErrorCode, type ErrorCode, type ErrorDetail } from "@memory-exchange/shared";
 import { TRPCClientError } from "@trpc/client";
 import type { AppRouter } from "@memory-exchange/server/router";
 
@@ -44,6 +44,22 @@ export class MemoryExchangeError extends TRPCClientError<AppRouter> {
     const code: ErrorCode = isErrorCode(data.code) ? data.code : "INTERNAL";
     const message = !source.data && typeof envelope.error === "string" ? envelope.error : source.message;
     return new MemoryExchangeError(source, code, message, data);
+  }
+
+  /** A failed REST call (the binary payload routes): its status and the `{error, code, details?, request_id}` envelope. */
+  static fromEnvelope(status: number, body: unknown): MemoryExchangeError {
+    const envelope = (typeof body === "object" && body !== null ? body : {}) as {
+      code?: unknown;
+      details?: ErrorDetail[];
+      request_id?: string;
+      error?: unknown;
+    };
+    const message = typeof envelope.error === "string" && envelope.error ? envelope.error : `HTTP ${status}`;
+    const code: ErrorCode = isErrorCode(envelope.code)
+      ? envelope.code
+      : (ERROR_CODES.find((c) => ERROR_STATUS[c] === status) ?? "INTERNAL");
+    const source = new TRPCClientError<AppRouter>(message, { meta: { responseJSON: body, status } });
+    return new MemoryExchangeError(source, code, message, { code, details: envelope.details, requestId: envelope.request_id });
   }
 }
 

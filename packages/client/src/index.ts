@@ -1,5 +1,15 @@
 export { createMemoryExchangeClient, type MemoryExchangeClient, type MemoryExchangeClientOptions } from "./create-client.js";
 export { MemoryExchangeError, isMemoryExchangeError } from "./errors.js";
+export {
+  payloadPath,
+  type ByteRangeRequest,
+  type PayloadBody,
+  type PayloadDownload,
+  type PayloadDownloadOptions,
+  type PayloadTarget,
+  type PayloadUploadOptions,
+  type PayloadsClient,
+} from "./payloads.js";
 export type { AppRouter, RouterInputs, RouterOutputs } from "@memory-exchange/server/router";
 export {
   ERROR_CODES,
@@ -22,4 +32,17 @@ export {
   type Stats,
   type TensorInput,
   type Transaction,
+  type UploadedPayload,
+  type Dtype,
+  type TensorSpec,
+  type TensorValues,
+  type KvCacheSafetensorsInput,
+  type SafetensorsLayout,
+  buildSafetensors,
+  buildKvCacheSafetensors,
+  safetensorsLayout,
+  kvCacheSafetensorsLayout,
+  tensorBytes,
+  readSafetensorsHeader,
+  decodeSafetensors,
 } from "@memory-exchange/shared";

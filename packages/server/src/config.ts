@@ -23,6 +23,8 @@ const envSchema = z.object({
   MEMORY_EXCHANGE_DB_POOL_SIZE: int(1).default(10),
   MEMORY_EXCHANGE_KEY_CACHE_TTL_MS: int(0).default(30_000),
   MEMORY_EXCHANGE_BODY_LIMIT_MB: mebibytes.prefault(64),
+  MEMORY_EXCHANGE_MAX_UPLOAD_MB: mebibytes.prefault(2048),
+  MEMORY_EXCHANGE_INLINE_PAYLOAD_MB: mebibytes.prefault(8),
   MEMORY_EXCHANGE_CORS_ORIGINS: z.string().default(""),
   MEMORY_EXCHANGE_RATE_LIMIT_MAX: int(0).default(0),
   MEMORY_EXCHANGE_RATE_LIMIT_WINDOW_MS: int(1).default(60_000),
@@ -31,6 +33,9 @@ const envSchema = z.object({
   MEMORY_EXCHANGE_REQUEST_TIMEOUT_MS: int(0).default(120_000),
   MEMORY_EXCHANGE_SHUTDOWN_GRACE_MS: int(0).default(30_000),
   MEMORY_EXCHANGE_METRICS_PORT: int(0).max(65535).optional(),
+  MEMORY_EXCHANGE_ALIGNMENT_MAX_GFLOP: z.coerce.number().positive().default(50),
+  MEMORY_EXCHANGE_ALIGNMENT_WORKERS: int(1).max(256).optional(),
+  MEMORY_EXCHANGE_ALIGNMENT_MAX_PAYLOAD_MB: mebibytes.prefault(256),
   NODE_ENV: z.string().default("production"),
 });
 
@@ -47,6 +52,10 @@ export interface Config {
   logPretty: boolean;
   keyCacheTtlMs: number;
   bodyLimitBytes: number;
+  /** largest safetensors file `PUT /api/v1/payloads` accepts */
+  maxUploadBytes: number;
+  /** purchase/use/get inline a payload up to this size; above it they answer a payloadUrl to download */
+  inlinePayloadBytes: number;
   corsOrigins: string[];
   rateLimit: { max: number; windowMs: number };
   /** load shedding (503 OVERLOADED) when the event loop lags or is saturated; 0 disables a check */
@@ -54,6 +63,11 @@ export interface Config {
   requestTimeoutMs: number;
   shutdownGraceMs: number;
   metricsPort: number | undefined;
+  /**
+   * xW on purchase/use: alignments above maxFlops, or of payloads above maxPayloadBytes (held in memory while
+   * aligned), answer ALIGNMENT_TOO_LARGE; worker threads (default: cores - 1, at least 1)
+   */
+  alignment: { maxFlops: number; maxPayloadBytes: number; workers: number | undefined };
 }
 
 export const DEFAULT_SQLITE_FILE = "./data/memory-exchange.db";
@@ -138,6 +152,8 @@ export function loadConfig(env: Record<string, string | undefined> = { ...readDo
     logPretty: e.MEMORY_EXCHANGE_LOG_PRETTY ?? e.NODE_ENV === "development",
     keyCacheTtlMs: e.MEMORY_EXCHANGE_KEY_CACHE_TTL_MS,
     bodyLimitBytes: e.MEMORY_EXCHANGE_BODY_LIMIT_MB,
+    maxUploadBytes: e.MEMORY_EXCHANGE_MAX_UPLOAD_MB,
+    inlinePayloadBytes: e.MEMORY_EXCHANGE_INLINE_PAYLOAD_MB,
     corsOrigins: e.MEMORY_EXCHANGE_CORS_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean),
     rateLimit: { max: e.MEMORY_EXCHANGE_RATE_LIMIT_MAX, windowMs: e.MEMORY_EXCHANGE_RATE_LIMIT_WINDOW_MS },
     underPressure: {
@@ -147,5 +163,10 @@ export function loadConfig(env: Record<string, string | undefined> = { ...readDo
     requestTimeoutMs: e.MEMORY_EXCHANGE_REQUEST_TIMEOUT_MS,
     shutdownGraceMs: e.MEMORY_EXCHANGE_SHUTDOWN_GRACE_MS,
     metricsPort: e.MEMORY_EXCHANGE_METRICS_PORT,
+    alignment: {
+      maxFlops: e.MEMORY_EXCHANGE_ALIGNMENT_MAX_GFLOP * 1e9,
+      maxPayloadBytes: e.MEMORY_EXCHANGE_ALIGNMENT_MAX_PAYLOAD_MB,
+      workers: e.MEMORY_EXCHANGE_ALIGNMENT_WORKERS,
+    },
   };
 }

@@ -148,12 +148,12 @@ for (const dialect of await testDialects()) {
     test("payloads are chunked, stored once and read back byte-identical", async () => {
       const bytes = new Uint8Array(PAYLOAD_CHUNK_BYTES * 2 + 123).map((_, i) => (i * 31) % 251);
       const digest = "c".repeat(64);
-      await store.putPayload({ digest, kind: "kv-cache", tensors: "{}", bytes, ownerId: 1 });
-      await store.putPayload({ digest, kind: "kv-cache", tensors: "{}", bytes, ownerId: 2 });
-      expect(await store.getPayloadInfo(digest)).toMatchObject({ digest, size: bytes.length, chunkCount: 3 });
-      const read = await store.readPayload(digest);
+      await store.payloads.put({ digest, kind: "kv-cache", tensors: "{}", bytes, ownerId: 1 });
+      await store.payloads.put({ digest, kind: "kv-cache", tensors: "{}", bytes, ownerId: 2 });
+      expect(await store.payloads.info(digest)).toMatchObject({ digest, size: bytes.length, chunkCount: 3 });
+      const read = await store.payloads.read(digest);
       expect(read && Buffer.compare(read, bytes)).toBe(0); // (toEqual on MiBs of bytes is very slow)
-      expect(await store.readPayload("d".repeat(64))).toBeNull();
+      expect(await store.payloads.read("d".repeat(64))).toBeNull();
     });
 
     test("ping and migration state", async () => {

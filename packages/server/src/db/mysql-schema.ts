@@ -123,6 +123,8 @@ export const payloads = mysqlTable("mx_payloads", {
   /** JSON: tensor names → {dtype, shape}, for listings without reading chunks */
   tensors: text("tensors").notNull(),
   createdAt: timestamp("created_at", { mode: "date" }).notNull().defaultNow(),
+  /** key of its rows in mx_payload_chunks when not the digest itself (a streamed upload's id) */
+  chunkKey: varchar("chunk_key", { length: 64 }),
 });
 
 export const payloadChunks = mysqlTable(
@@ -143,6 +145,17 @@ export const payloadOwners = mysqlTable(
     createdAt: timestamp("created_at", { mode: "date" }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.digest, t.userId] })],
+);
+
+/** Streamed uploads in progress: their chunks sit under `id` until the digest is known. */
+export const payloadUploads = mysqlTable(
+  "mx_payload_uploads",
+  {
+    id: varchar("id", { length: 64 }).primaryKey(),
+    userId: int("user_id").notNull(),
+    createdAt: timestamp("created_at", { mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [index("mx_payload_uploads_created_idx").on(t.createdAt)],
 );
 
 export const schemaMigrations = mysqlTable("mx_schema_migrations", {

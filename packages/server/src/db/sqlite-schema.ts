@@ -101,6 +101,8 @@ export const payloads = sqliteTable("mx_payloads", {
   kind: text("kind").notNull(),
   tensors: text("tensors").notNull(),
   createdAt: millis("created_at").notNull().default(now),
+  /** key of its rows in mx_payload_chunks when not the digest itself (a streamed upload's id) */
+  chunkKey: text("chunk_key"),
 });
 
 export const payloadChunks = sqliteTable(
@@ -121,6 +123,17 @@ export const payloadOwners = sqliteTable(
     createdAt: millis("created_at").notNull().default(now),
   },
   (t) => [primaryKey({ columns: [t.digest, t.userId] })],
+);
+
+/** Streamed uploads in progress: their chunks sit under `id` until the digest is known. */
+export const payloadUploads = sqliteTable(
+  "mx_payload_uploads",
+  {
+    id: text("id").primaryKey(),
+    userId: integer("user_id").notNull(),
+    createdAt: millis("created_at").notNull().default(now),
+  },
+  (t) => [index("mx_payload_uploads_created_idx").on(t.createdAt)],
 );
 
 export const schemaMigrations = sqliteTable("mx_schema_migrations", {

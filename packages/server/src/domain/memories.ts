@@ -15,30 +15,45 @@ import type { z } from "zod";
 import { DomainError, notFound } from "../errors.js";
 import { recordTrade } from "../http/metrics.js";
 import type { Store } from "../store/store.js";
+import type { AlignmentRuntime } from "../alignment/alignment-runtime.js";
 import { alignForTarget } from "./alignment.js";
 import { decodeCursor, nextCursor } from "./cursor.js";
 import { priceRangeCents } from "./filters.js";
-import { describeKvCache, loadKvCache, storeKvCache } from "./kv-cache-payloads.js";
+import { memoryPayloadUrl } from "../payloads/payload-urls.js";
+import type { ExchangeRow } from "../store/store.js";
+import {
+  DEFAULT_INLINE_PAYLOAD_BYTES,
+  inlineKvCache,
+  notInlinedAlignment,
+  publishedPayload,
+  type PayloadLocation,
+} from "./kv-cache-payloads.js";
 import { toListing, toTransaction } from "./presenters.js";
 
 type Out<T extends z.ZodType> = z.output<T>;
+
+const payloadLocation = (row: ExchangeRow): PayloadLocation => ({
+  payloadDigest: row.payloadDigest,
+  payloadSize: row.payloadSize,
+  inlineJson: row.kvCacheData,
+});
 
 export async function publishMemory(
   store: Store,
   sellerId: number,
   input: Out<typeof publishMemoryInput>,
 ): Promise<Out<typeof publishMemoryOutput>> {
-  const payload = input.kvCacheData;
-  const stored = await storeKvCache(store, payload, sellerId);
+  const payload = await publishedPayload(store, sellerId, { data: input.kvCacheData, ref: input.kvCacheRef, refPath: "kvCacheRef" });
   const memoryId = await store.insertListing({
     sellerId,
     memoryType: input.memoryType,
     sourceModel: payload.sourceModel,
     priceCents: toCents(input.price)!,
     description: input.description ?? null,
-    ...describeKvCache(payload),
-    payloadDigest: stored.digest,
-    payloadSize: stored.size,
+    tokenCount: payload.tokenCount,
+    contextLength: payload.contextLength,
+    payloadDigest: payload.digest,
+    payloadSize: payload.size,
   });
   return { memoryId };
 }
@@ -55,15 +70,20 @@ export async function browseMemories(store: Store, input: Out<typeof browseMemor
   return { memories: rows.map(toListing), count: rows.length, nextCursor: nextCursor(rows, input.limit) };
 }
 
-/** Only the seller and the buyers of a listing ever receive its payload. */
-export async function getMemory(store: Store, userId: number, input: Out<typeof getMemoryInput>): Promise<Out<typeof memoryDetailSchema>> {
+/** Only the seller and the buyers of a listing ever receive its payload (inline below the limit, else by download). */
+export async function getMemory(
+  store: Store,
+  userId: number,
+  input: Out<typeof getMemoryInput>,
+  inlineLimitBytes = DEFAULT_INLINE_PAYLOAD_BYTES,
+): Promise<Out<typeof memoryDetailSchema>> {
   const row = await store.findListing(input.memoryId);
   if (!row) throw notFound(`memory ${input.memoryId}`);
   const entitled = row.sellerId === userId || (await store.findPurchase(row.id, userId)) !== null;
   const listing = toListing(row);
   if (!entitled) return { ...listing, entitled };
-  const kvCacheData = await loadKvCache(store, { payloadDigest: row.payloadDigest, inlineJson: row.kvCacheData });
-  return { ...listing, entitled, kvCacheData };
+  const kvCacheData = await inlineKvCache(store, payloadLocation(row), inlineLimitBytes);
+  return { ...listing, entitled, ...(kvCacheData ? { kvCacheData } : {}), payloadUrl: memoryPayloadUrl(row.id) };
 }
 
 /**
@@ -73,29 +93,42 @@ export async function getMemory(store: Store, userId: number, input: Out<typeof 
  */
 export async function purchaseMemory(
   store: Store,
+  aligner: AlignmentRuntime,
   buyerId: number,
   input: Out<typeof purchaseMemoryInput>,
+  inlineLimitBytes = DEFAULT_INLINE_PAYLOAD_BYTES,
 ): Promise<Out<typeof purchaseMemoryOutput>> {
   const listing = await store.findListing(input.memoryId);
   if (!listing) throw notFound(`memory ${input.memoryId}`);
   if (listing.sellerId === buyerId) throw new DomainError("SELF_PURCHASE", "You cannot buy your own listing");
 
   let trade = await store.findPurchase(listing.id, buyerId);
+  if (!trade && (listing.status !== "pending" || listing.buyerId !== 0))
+    throw new DomainError("CONFLICT", `memory ${listing.id} is not for sale`);
+
+  // Aligned before the trade is recorded: an alignment that cannot run (ALIGNMENT_TOO_LARGE, OVERLOADED) records nothing.
+  const published = await inlineKvCache(store, payloadLocation(listing), inlineLimitBytes);
+  const delivery = published
+    ? await alignForTarget(store, aligner, published, listing.payloadDigest, input.targetModel, inlineLimitBytes)
+    : null;
+
   let newPurchase = false;
   if (!trade) {
-    if (listing.status !== "pending" || listing.buyerId !== 0)
-      throw new DomainError("CONFLICT", `memory ${listing.id} is not for sale`);
     ({ trade, created: newPurchase } = await store.recordPurchase({ listing, buyerId, targetModel: input.targetModel }));
     if (newPurchase) recordTrade("memory_purchase", trade.priceCents);
   }
 
-  const published = await loadKvCache(store, { payloadDigest: listing.payloadDigest, inlineJson: listing.kvCacheData });
-  const { document, alignment } = await alignForTarget(published, input.targetModel);
+  const payloadUrl = memoryPayloadUrl(listing.id);
+  if (!delivery) {
+    const alignment = notInlinedAlignment(listing.sourceModel, input.targetModel, listing.payloadSize);
+    return { transactionId: trade.id, newPurchase, memory: toListing(listing), payloadUrl, alignment };
+  }
   return {
     transactionId: trade.id,
     newPurchase,
-    memory: { ...toListing(listing), kvCacheData: document },
-    alignment,
+    memory: { ...toListing(listing), kvCacheData: delivery.document },
+    payloadUrl,
+    alignment: delivery.alignment,
   };
 }
 

@@ -11,10 +11,12 @@ import type { z } from "zod";
 import { invalidInput, notFound } from "../errors.js";
 import { recordTrade } from "../http/metrics.js";
 import type { Store } from "../store/store.js";
+import type { AlignmentRuntime } from "../alignment/alignment-runtime.js";
 import { alignForTarget } from "./alignment.js";
 import { decodeCursor, nextCursor } from "./cursor.js";
 import { priceRangeCents } from "./filters.js";
-import { loadKvCache, storeKvCache } from "./kv-cache-payloads.js";
+import { chainPayloadUrl } from "../payloads/payload-urls.js";
+import { DEFAULT_INLINE_PAYLOAD_BYTES, inlineKvCache, notInlinedAlignment, publishedPayload } from "./kv-cache-payloads.js";
 import { toChain } from "./presenters.js";
 
 type Out<T extends z.ZodType> = z.output<T>;
@@ -23,9 +25,15 @@ const jsonText = (value: unknown) => (value === undefined ? null : JSON.stringif
 
 export async function publishChain(store: Store, creatorId: number, input: Out<typeof publishChainInput>): Promise<Out<typeof publishChainOutput>> {
   const snapshot = input.kvCacheSnapshot;
-  if (snapshot.sourceModel !== input.sourceModel)
+  // Checked before anything is stored for inline data; an upload's model is known once its header is read.
+  if (snapshot && snapshot.sourceModel !== input.sourceModel)
     throw invalidInput("kvCacheSnapshot.sourceModel", `must equal sourceModel (${input.sourceModel}), got ${snapshot.sourceModel}`);
-  const stored = await storeKvCache(store, snapshot, creatorId);
+  const stored = await publishedPayload(store, creatorId, { data: snapshot, ref: input.kvCacheRef, refPath: "kvCacheRef" });
+  if (stored.sourceModel !== input.sourceModel)
+    throw invalidInput(
+      "kvCacheRef",
+      `the uploaded payload's sourceModel (${stored.sourceModel}, from __metadata__.sourceModel) must equal sourceModel (${input.sourceModel})`,
+    );
   const chainId = await store.insertChain({
     creatorId,
     chainName: input.chainName,
@@ -58,15 +66,30 @@ export async function browseChains(store: Store, input: Out<typeof browseChainsI
  * One paid use of a chain: the use is recorded and the chain's usage_count and
  * total_revenue bumped in one transaction. The creator's own use is free.
  */
-export async function useChain(store: Store, userId: number, input: Out<typeof useChainInput>): Promise<Out<typeof useChainOutput>> {
+export async function useChain(
+  store: Store,
+  aligner: AlignmentRuntime,
+  userId: number,
+  input: Out<typeof useChainInput>,
+  inlineLimitBytes = DEFAULT_INLINE_PAYLOAD_BYTES,
+): Promise<Out<typeof useChainOutput>> {
   const chain = await store.findChain(input.chainId);
   if (!chain || chain.status !== "active") throw notFound(`reasoning chain ${input.chainId}`);
   const priceCents = chain.creatorId === userId ? 0 : chain.pricePerUseCents;
+  const location = { payloadDigest: chain.payloadDigest, payloadSize: chain.payloadSize, inlineJson: chain.kvCacheSnapshot };
+  // Aligned before the use is recorded: an alignment that cannot run (ALIGNMENT_TOO_LARGE, OVERLOADED) charges nothing.
+  const published = await inlineKvCache(store, location, inlineLimitBytes);
+  const delivery = published
+    ? await alignForTarget(store, aligner, published, chain.payloadDigest, input.targetModel, inlineLimitBytes)
+    : null;
   const { trade, chain: updated } = await store.recordChainUse({ chain, userId, priceCents, targetModel: input.targetModel });
   recordTrade("chain_use", trade.priceCents);
-  const published = await loadKvCache(store, { payloadDigest: chain.payloadDigest, inlineJson: chain.kvCacheSnapshot });
-  const { document, alignment } = await alignForTarget(published, input.targetModel);
-  return { transactionId: trade.id, chain: toChain(updated), kvCacheSnapshot: document, alignment };
+  const payloadUrl = chainPayloadUrl(chain.id, trade.id);
+  if (!delivery) {
+    const alignment = notInlinedAlignment(chain.sourceModel, input.targetModel, chain.payloadSize);
+    return { transactionId: trade.id, chain: toChain(updated), payloadUrl, alignment };
+  }
+  return { transactionId: trade.id, chain: toChain(updated), kvCacheSnapshot: delivery.document, payloadUrl, alignment: delivery.alignment };
 }
 
 export async function getChain(store: Store, chainId: number) {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from "@trpc/server/adapters/fastify";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Config } from "../config.js";
+import { createAlignmentRuntime } from "../alignment/alignment-runtime.js";
 import { migrate } from "../db/migrate.js";
 import { openDatabase, type Database } from "../db/open-database.js";
 import { ApiKeyVerifier } from "../domain/api-keys.js";
@@ -13,6 +14,7 @@ import { VERSION } from "../version.js";
 import { abuseControls } from "./abuse-controls.js";
 import { handleHttpError, ok, sendError } from "./envelope.js";
 import { idempotencyPlugin } from "./idempotency/idempotency-plugin.js";
+import { payloadRoutes } from "../payloads/payload-routes.js";
 import { registerRestApi } from "./rest/register-rest-routes.js";
 import { closeConnectionsWhenDrained } from "./graceful-shutdown.js";
 import { serializeError } from "./log-serializers.js";
@@ -59,7 +61,8 @@ export async function buildServer(config: Config, options: { database?: Database
     forceCloseConnections: "idle",
   });
   const keys = new ApiKeyVerifier(store, { ttlMs: config.keyCacheTtlMs });
-  const services: Services = { store, keys, log: app.log, version: VERSION };
+  const alignment = createAlignmentRuntime(database, store.payloads, config.alignment);
+  const services: Services = { store, keys, log: app.log, version: VERSION, inlinePayloadBytes: config.inlinePayloadBytes, alignment };
 
   app.addHook("onRequest", async (request, reply) => {
     void reply.header("x-request-id", request.id);
@@ -101,6 +104,7 @@ export async function buildServer(config: Config, options: { database?: Database
     } satisfies FastifyTRPCPluginOptions<AppRouter>["trpcOptions"],
   });
   await registerRestApi(app, { services, corsOrigins: config.corsOrigins });
+  await app.register(payloadRoutes, { services, maxUploadBytes: config.maxUploadBytes });
 
   let closing: Promise<void> | undefined;
   return {
@@ -114,6 +118,7 @@ export async function buildServer(config: Config, options: { database?: Database
       closing ??= (async () => {
         await app.close();
         await keys.close();
+        await alignment.close();
         await database.close();
       })();
       return closing;

@@ -1,20 +1,19 @@
 import { centsToDecimalString, decimalStringToCents } from "@memory-exchange/shared";
 import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { isMigrated } from "../db/migrate.js";
-import { apiKeys, memoryExchanges as ex, payloadChunks, payloadOwners, payloads, reasoningChains as rc } from "../db/mysql-schema.js";
+import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
+import { createMysqlPayloadStore } from "./mysql-payload-store.js";
 import {
   chainBrowseWhere,
   chainStatsSelection,
-  chunksOf,
-  concatChunks,
   exchangeStatsSelection,
   isListing,
   listingBrowseWhere,
   toApiKeyRow,
   tradesWhere,
 } from "./queries.js";
-import { ChainUnavailableError, PAYLOAD_CHUNK_BYTES, type ChainRow, type Store } from "./store.js";
+import { ChainUnavailableError, type ChainRow, type Store } from "./store.js";
 
 const exchangeColumns = {
   id: ex.id,
@@ -299,48 +298,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       await db.update(apiKeys).set({ lastUsedAt: wholeSeconds(at) }).where(inArray(apiKeys.id, ids));
     },
 
-    async putPayload(payload) {
-      const known = await store.getPayloadInfo(payload.digest);
-      if (!known) {
-        let chunkCount = 0;
-        for (const chunk of chunksOf(payload.bytes, PAYLOAD_CHUNK_BYTES)) {
-          await db
-            .insert(payloadChunks)
-            .values({ digest: payload.digest, seq: chunk.seq, data: Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength) })
-            .onDuplicateKeyUpdate({ set: { seq: sql`seq` } });
-          chunkCount++;
-        }
-        // The payload row is written last: its presence means every chunk is there.
-        await db
-          .insert(payloads)
-          .values({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors })
-          .onDuplicateKeyUpdate({ set: { digest: sql`digest` } });
-      }
-      await db
-        .insert(payloadOwners)
-        .values({ digest: payload.digest, userId: payload.ownerId })
-        .onDuplicateKeyUpdate({ set: { userId: sql`user_id` } });
-    },
-
-    async getPayloadInfo(digest) {
-      const rows = await db
-        .select({ digest: payloads.digest, size: payloads.size, chunkCount: payloads.chunkCount, kind: payloads.kind, tensors: payloads.tensors })
-        .from(payloads)
-        .where(eq(payloads.digest, digest))
-        .limit(1);
-      return rows[0] ?? null;
-    },
-
-    async readPayload(digest) {
-      const info = await store.getPayloadInfo(digest);
-      if (!info) return null;
-      const rows = await db
-        .select({ data: payloadChunks.data })
-        .from(payloadChunks)
-        .where(eq(payloadChunks.digest, digest))
-        .orderBy(asc(payloadChunks.seq));
-      return concatChunks(rows.map((r) => r.data), info.size);
-    },
+    payloads: createMysqlPayloadStore(database),
 
     async ping() {
       await database.pool.query("SELECT 1");

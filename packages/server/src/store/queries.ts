@@ -110,21 +110,3 @@ export function parseScopes(text: string): Scope[] {
 export function toApiKeyRow(row: Omit<ApiKeyRow, "scopes"> & { scopes: string }): ApiKeyRow {
   return { ...row, scopes: parseScopes(row.scopes) };
 }
-
-/** Splits a payload into store chunks (views, no copies). */
-export function* chunksOf(bytes: Uint8Array, size: number): Generator<{ seq: number; data: Uint8Array }> {
-  for (let offset = 0, seq = 0; offset < bytes.length || seq === 0; offset += size, seq++) {
-    yield { seq, data: bytes.subarray(offset, Math.min(bytes.length, offset + size)) };
-    if (bytes.length === 0) return;
-  }
-}
-
-export function concatChunks(chunks: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}

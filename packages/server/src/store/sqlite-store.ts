@@ -1,19 +1,18 @@
 import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { isMigrated } from "../db/migrate.js";
 import type { SqliteDatabase } from "../db/open-database.js";
-import { apiKeys, memoryExchanges as ex, payloadChunks, payloadOwners, payloads, reasoningChains as rc } from "../db/sqlite-schema.js";
+import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/sqlite-schema.js";
+import { createSqlitePayloadStore } from "./sqlite-payload-store.js";
 import {
   chainBrowseWhere,
   chainStatsSelection,
-  chunksOf,
-  concatChunks,
   exchangeStatsSelection,
   isListing,
   listingBrowseWhere,
   toApiKeyRow,
   tradesWhere,
 } from "./queries.js";
-import { ChainUnavailableError, PAYLOAD_CHUNK_BYTES, type ChainRow, type ExchangeRow, type Store } from "./store.js";
+import { ChainUnavailableError, type ChainRow, type ExchangeRow, type Store } from "./store.js";
 
 const exchangeColumns = {
   id: ex.id,
@@ -98,12 +97,6 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     const row = db.select(apiKeyColumns).from(apiKeys).where(eq(apiKeys.id, id)).get();
     return row ? toApiKeyRow(row) : null;
   };
-  const getPayloadInfo = (digest: string) =>
-    db
-      .select({ digest: payloads.digest, size: payloads.size, chunkCount: payloads.chunkCount, kind: payloads.kind, tensors: payloads.tensors })
-      .from(payloads)
-      .where(eq(payloads.digest, digest))
-      .get() ?? null;
 
   return {
     dialect: "sqlite",
@@ -314,39 +307,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       db.update(apiKeys).set({ lastUsedAt: at }).where(inArray(apiKeys.id, ids)).run();
     },
 
-    async putPayload(payload) {
-      db.transaction((tx) => {
-        if (!getPayloadInfo(payload.digest)) {
-          let chunkCount = 0;
-          for (const chunk of chunksOf(payload.bytes, PAYLOAD_CHUNK_BYTES)) {
-            tx.insert(payloadChunks)
-              .values({ digest: payload.digest, seq: chunk.seq, data: Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength) })
-              .onConflictDoNothing()
-              .run();
-            chunkCount++;
-          }
-          tx.insert(payloads)
-            .values({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors })
-            .onConflictDoNothing()
-            .run();
-        }
-        tx.insert(payloadOwners).values({ digest: payload.digest, userId: payload.ownerId }).onConflictDoNothing().run();
-      });
-    },
-
-    getPayloadInfo: async (digest) => getPayloadInfo(digest),
-
-    async readPayload(digest) {
-      const info = getPayloadInfo(digest);
-      if (!info) return null;
-      const rows = db
-        .select({ data: payloadChunks.data })
-        .from(payloadChunks)
-        .where(eq(payloadChunks.digest, digest))
-        .orderBy(asc(payloadChunks.seq))
-        .all();
-      return concatChunks(rows.map((r) => r.data), info.size);
-    },
+    payloads: createSqlitePayloadStore(database),
 
     async ping() {
       db.get(sql`SELECT 1`);

@@ -1,4 +1,7 @@
 import type { MemoryType, Scope } from "@memory-exchange/shared";
+import type { PayloadStore } from "./payload-store.js";
+
+export { PAYLOAD_CHUNK_BYTES, type NewPayload, type PayloadInfo, type PayloadStore } from "./payload-store.js";
 
 /**
  * The storage contract. Two implementations (MySQL family, SQLite) satisfy
@@ -152,23 +155,6 @@ export interface NewApiKey {
   expiresAt: Date | null;
 }
 
-export interface PayloadInfo {
-  digest: string;
-  size: number;
-  chunkCount: number;
-  kind: string;
-  /** JSON text: tensor name → {dtype, shape} */
-  tensors: string;
-}
-
-export interface NewPayload {
-  digest: string;
-  kind: string;
-  tensors: string;
-  bytes: Uint8Array;
-  ownerId: number;
-}
-
 export interface Store {
   readonly dialect: "mysql" | "sqlite";
 
@@ -201,19 +187,14 @@ export interface Store {
   revokeApiKey(id: number, at: Date): Promise<boolean>;
   touchApiKeys(ids: number[], at: Date): Promise<void>;
 
-  /** Stores a payload once (content-addressed, chunked) and records its owner. */
-  putPayload(payload: NewPayload): Promise<void>;
-  getPayloadInfo(digest: string): Promise<PayloadInfo | null>;
-  readPayload(digest: string): Promise<Uint8Array | null>;
+  /** The content-addressed payload store (chunked KV caches and uploads). */
+  readonly payloads: PayloadStore;
 
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;
   isMigrated(): Promise<boolean>;
   close(): Promise<void>;
 }
-
-/** Chunk size of the payload store: every row stays far below TiDB's 6 MiB entry limit. */
-export const PAYLOAD_CHUNK_BYTES = 1024 * 1024;
 
 /** The chain stopped being active between the read and the use. */
 export class ChainUnavailableError extends Error {

@@ -3,6 +3,7 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
 import { ZodError } from "zod";
+import type { AlignmentRuntime } from "../alignment/alignment-runtime.js";
 import { authenticate, requireScope, type ApiKeyVerifier, type Principal } from "../domain/api-keys.js";
 import { DomainError, toDomainError } from "../errors.js";
 import type { Store } from "../store/store.js";
@@ -19,6 +20,10 @@ export interface Services {
   keys: ApiKeyVerifier;
   log: Logger;
   version: string;
+  /** MEMORY_EXCHANGE_INLINE_PAYLOAD_MB in bytes: larger payloads are answered as a payloadUrl, not inline */
+  inlinePayloadBytes: number;
+  /** alignment matrices, the aligned-result cache and the worker pool that computes xW */
+  alignment: AlignmentRuntime;
 }
 
 export interface RequestInfo {

@@ -9,6 +9,7 @@ import {
   offsetSchema,
 } from "./common.js";
 import { kvCacheDocumentSchema, kvCacheOutputSchema } from "./kv-cache.js";
+import { payloadDigestSchema, requireOnePayload } from "./payload.js";
 
 export const MEMORY_TYPES = ["kv_cache", "reasoning_chain", "long_term_memory"] as const;
 export const memoryTypeSchema = z.enum(MEMORY_TYPES, {
@@ -20,12 +21,16 @@ export const descriptionSchema = z
   .string({ error: "must be a string" })
   .max(10_000, "must be at most 10000 characters");
 
-export const publishMemoryInput = z.object({
-  memoryType: memoryTypeSchema,
-  kvCacheData: kvCacheDocumentSchema,
-  price: priceSchema,
-  description: descriptionSchema.optional(),
-});
+export const publishMemoryInput = z
+  .object({
+    memoryType: memoryTypeSchema,
+    kvCacheData: kvCacheDocumentSchema.optional(),
+    /** digest returned by `PUT /api/v1/payloads` (your own upload) instead of inline `kvCacheData` */
+    kvCacheRef: payloadDigestSchema.optional(),
+    price: priceSchema,
+    description: descriptionSchema.optional(),
+  })
+  .superRefine(requireOnePayload("kvCacheData", "kvCacheRef"));
 
 export const publishMemoryOutput = z.object({ memoryId: z.number().int() });
 
@@ -67,11 +72,17 @@ export const browseMemoriesOutput = z.object({
 
 export const getMemoryInput = z.object({ memoryId: idSchema });
 
+/** Where an entitled user downloads the payload as safetensors (relative to the service's base URL). */
+export const payloadUrlSchema = z.string();
+
 /** A listing's detail: the payload only for its seller and buyers. */
 export const memoryDetailSchema = memoryListingSchema.extend({
   /** true for the seller and for anyone who bought it */
   entitled: z.boolean(),
+  /** entitled users, when the payload is below the inline limit */
   kvCacheData: kvCacheOutputSchema.optional(),
+  /** entitled users: the binary download (always usable; the only way above the inline limit) */
+  payloadUrl: payloadUrlSchema.optional(),
 });
 export type MemoryDetail = z.infer<typeof memoryDetailSchema>;
 
@@ -84,7 +95,9 @@ export const purchaseMemoryOutput = z.object({
   transactionId: z.number().int(),
   /** false when this buyer had already bought the listing: the earlier transaction is returned, nothing is charged */
   newPurchase: z.boolean(),
-  memory: memoryListingSchema.extend({ kvCacheData: kvCacheOutputSchema }),
+  /** kvCacheData is inline only below the service's inline limit; above it, download from payloadUrl */
+  memory: memoryListingSchema.extend({ kvCacheData: kvCacheOutputSchema.optional() }),
+  payloadUrl: payloadUrlSchema,
   alignment: alignmentReportSchema,
 });
 

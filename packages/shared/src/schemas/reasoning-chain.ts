@@ -11,7 +11,8 @@ import {
   offsetSchema,
 } from "./common.js";
 import { kvCacheDocumentSchema, kvCacheOutputSchema } from "./kv-cache.js";
-import { descriptionSchema } from "./memory.js";
+import { descriptionSchema, payloadUrlSchema } from "./memory.js";
+import { payloadDigestSchema, requireOnePayload } from "./payload.js";
 
 const requiredText = (max: number) =>
   z
@@ -20,22 +21,26 @@ const requiredText = (max: number) =>
     .min(1, "must not be empty")
     .max(max, `must be at most ${max} characters`);
 
-export const publishChainInput = z.object({
-  chainName: requiredText(255),
-  description: descriptionSchema.trim().min(1, "must not be empty"),
-  category: requiredText(100),
-  kvCacheSnapshot: kvCacheDocumentSchema,
-  sourceModel: modelNameSchema,
-  pricePerUse: priceSchema,
-  inputExample: boundedJsonSchema().optional(),
-  outputExample: boundedJsonSchema().optional(),
-  stepCount: z
-    .number({ error: "must be a positive integer" })
-    .int("must be a positive integer")
-    .min(1, "must be a positive integer")
-    .max(1_000_000, "must be at most 1000000")
-    .optional(),
-});
+export const publishChainInput = z
+  .object({
+    chainName: requiredText(255),
+    description: descriptionSchema.trim().min(1, "must not be empty"),
+    category: requiredText(100),
+    kvCacheSnapshot: kvCacheDocumentSchema.optional(),
+    /** digest returned by `PUT /api/v1/payloads` (your own upload) instead of inline `kvCacheSnapshot` */
+    kvCacheRef: payloadDigestSchema.optional(),
+    sourceModel: modelNameSchema,
+    pricePerUse: priceSchema,
+    inputExample: boundedJsonSchema().optional(),
+    outputExample: boundedJsonSchema().optional(),
+    stepCount: z
+      .number({ error: "must be a positive integer" })
+      .int("must be a positive integer")
+      .min(1, "must be a positive integer")
+      .max(1_000_000, "must be at most 1000000")
+      .optional(),
+  })
+  .superRefine(requireOnePayload("kvCacheSnapshot", "kvCacheRef"));
 
 export const publishChainOutput = z.object({ chainId: z.number().int() });
 
@@ -72,7 +77,10 @@ export const useChainInput = z.object({
 export const useChainOutput = z.object({
   transactionId: z.number().int(),
   chain: reasoningChainSchema,
-  kvCacheSnapshot: kvCacheOutputSchema,
+  /** inline only below the service's inline limit; above it, download from payloadUrl */
+  kvCacheSnapshot: kvCacheOutputSchema.optional(),
+  /** the binary download of this use's payload (carries the transaction id) */
+  payloadUrl: payloadUrlSchema,
   alignment: alignmentReportSchema,
 });
 

@@ -66,3 +66,15 @@ export {
   kvCacheToDocument,
   parsedTensorToDocument,
 } from "./kv-cache.js";
+export {
+  type TensorValues,
+  type TensorSpec,
+  type TensorLayoutSpec,
+  type KvCacheSafetensorsInput,
+  type SafetensorsLayout,
+  tensorBytes,
+  buildSafetensors,
+  buildKvCacheSafetensors,
+  safetensorsLayout,
+  kvCacheSafetensorsLayout,
+} from "./safetensors-builder.js";

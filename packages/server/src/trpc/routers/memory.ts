@@ -21,7 +21,7 @@ export const memoryRouter = {
   purchase: tradeProcedure
     .input(purchaseMemoryInput)
     .output(purchaseMemoryOutput)
-    .mutation(({ ctx, input }) => purchaseMemory(ctx.services.store, ctx.principal.userId, input)),
+    .mutation(({ ctx, input }) => purchaseMemory(ctx.services.store, ctx.services.alignment, ctx.principal.userId, input, ctx.services.inlinePayloadBytes)),
   browse: readProcedure
     .input(browseMemoriesInput)
     .output(browseMemoriesOutput)
@@ -33,5 +33,5 @@ export const memoryRouter = {
   get: readProcedure
     .input(getMemoryInput)
     .output(memoryDetailSchema)
-    .query(({ ctx, input }) => getMemory(ctx.services.store, ctx.principal.userId, input)),
+    .query(({ ctx, input }) => getMemory(ctx.services.store, ctx.principal.userId, input, ctx.services.inlinePayloadBytes)),
 };

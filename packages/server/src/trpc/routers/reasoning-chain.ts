@@ -19,7 +19,7 @@ export const reasoningChainRouter = {
   use: tradeProcedure
     .input(useChainInput)
     .output(useChainOutput)
-    .mutation(({ ctx, input }) => useChain(ctx.services.store, ctx.principal.userId, input)),
+    .mutation(({ ctx, input }) => useChain(ctx.services.store, ctx.services.alignment, ctx.principal.userId, input, ctx.services.inlinePayloadBytes)),
   browse: readProcedure
     .input(browseChainsInput)
     .output(browseChainsOutput)

@@ -1,0 +1,155 @@
+import { randomBytes } from "node:crypto";
+import { and, eq, lt, sql } from "drizzle-orm";
+import type { ResultSetHeader, RowDataPacket } from "mysql2";
+import { payloadOwners, payloads, payloadUploads } from "../db/mysql-schema.js";
+import type { MysqlDatabase } from "../db/open-database.js";
+import {
+  asBuffer,
+  checkChunkRun,
+  CHUNK_DELETE_BATCH,
+  chunksOf,
+  concatChunks,
+  type PayloadInfo,
+  type PayloadKind,
+  type PayloadStore,
+} from "./payload-store.js";
+
+const infoColumns = {
+  digest: payloads.digest,
+  size: payloads.size,
+  chunkCount: payloads.chunkCount,
+  kind: payloads.kind,
+  tensors: payloads.tensors,
+  chunkKey: payloads.chunkKey,
+};
+
+/**
+ * Chunk rows go through mysql2 directly: `execute` sends a 1 MiB blob in the
+ * binary protocol, where a client-side formatted query (what drizzle sends)
+ * hex-encodes it and runs about five times slower.
+ */
+export function createMysqlPayloadStore(database: MysqlDatabase): PayloadStore {
+  const { db, pool } = database;
+
+  const insertChunk = async (chunkKey: string, seq: number, data: Uint8Array) => {
+    await pool.execute("INSERT INTO mx_payload_chunks (digest, seq, data) VALUES (?, ?, ?)", [chunkKey, seq, asBuffer(data)]);
+  };
+  /** In batches: one statement never deletes hundreds of MiB (TiDB's transaction size limit). */
+  const deleteChunks = async (chunkKey: string) => {
+    for (;;) {
+      const [result] = await pool.query<ResultSetHeader>(
+        `DELETE FROM mx_payload_chunks WHERE digest = ? ORDER BY seq LIMIT ${CHUNK_DELETE_BATCH}`,
+        [chunkKey],
+      );
+      if (result.affectedRows < CHUNK_DELETE_BATCH) return;
+    }
+  };
+  const addOwner = (digest: string, userId: number) =>
+    db.insert(payloadOwners).values({ digest, userId }).onDuplicateKeyUpdate({ set: { userId: sql`user_id` } });
+
+  const store: PayloadStore = {
+    async put(payload) {
+      if (!(await store.info(payload.digest))) {
+        let chunkCount = 0;
+        for (const chunk of chunksOf(payload.bytes)) {
+          // A concurrent publish of the same payload writes identical chunks: keep the first.
+          await pool.execute("INSERT INTO mx_payload_chunks (digest, seq, data) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE seq = seq", [
+            payload.digest,
+            chunk.seq,
+            asBuffer(chunk.data),
+          ]);
+          chunkCount++;
+        }
+        // The payload row is written last: its presence means every chunk is there.
+        await db
+          .insert(payloads)
+          .values({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors })
+          .onDuplicateKeyUpdate({ set: { digest: sql`digest` } });
+      }
+      await addOwner(payload.digest, payload.ownerId);
+    },
+
+    async info(digest) {
+      const [row] = await db.select(infoColumns).from(payloads).where(eq(payloads.digest, digest)).limit(1);
+      return row ? ({ ...row, kind: row.kind as PayloadKind, chunkKey: row.chunkKey ?? row.digest } satisfies PayloadInfo) : null;
+    },
+
+    async read(digest) {
+      const found = await store.info(digest);
+      if (!found) return null;
+      return concatChunks(await store.readChunks(found.chunkKey, 0, found.chunkCount - 1), found.size);
+    },
+
+    async readChunks(chunkKey, fromSeq, toSeq) {
+      const [rows] = await pool.query<RowDataPacket[]>(
+        "SELECT seq, data FROM mx_payload_chunks WHERE digest = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+        [chunkKey, fromSeq, toSeq],
+      );
+      const chunks = rows as { seq: number; data: Buffer }[];
+      checkChunkRun(chunks, fromSeq, toSeq, chunkKey);
+      return chunks.map((row) => row.data);
+    },
+
+    async isOwner(digest, userId) {
+      const rows = await db
+        .select({ digest: payloadOwners.digest })
+        .from(payloadOwners)
+        .where(and(eq(payloadOwners.digest, digest), eq(payloadOwners.userId, userId)))
+        .limit(1);
+      return rows.length > 0;
+    },
+
+    async beginUpload(userId) {
+      const id = `upload-${randomBytes(16).toString("hex")}`;
+      await db.insert(payloadUploads).values({ id, userId, createdAt: new Date(Math.floor(Date.now() / 1000) * 1000) });
+      return id;
+    },
+
+    writeUploadChunk: insertChunk,
+
+    async finishUpload(upload) {
+      const created = await db.transaction(async (tx) => {
+        // The primary key settles two uploads of the same bytes finishing together: the second waits, then sees the first.
+        await tx
+          .insert(payloads)
+          .values({
+            digest: upload.digest,
+            size: upload.size,
+            chunkCount: upload.chunkCount,
+            kind: upload.kind,
+            tensors: upload.tensors,
+            chunkKey: upload.uploadId,
+          })
+          .onDuplicateKeyUpdate({ set: { digest: sql`digest` } });
+        const [row] = await tx.select({ chunkKey: payloads.chunkKey }).from(payloads).where(eq(payloads.digest, upload.digest)).for("update");
+        const won = row?.chunkKey === upload.uploadId;
+        // Adopted chunks belong to the payload now; a losing upload keeps its row until its chunks are gone.
+        if (won) await tx.delete(payloadUploads).where(eq(payloadUploads.id, upload.uploadId));
+        await tx
+          .insert(payloadOwners)
+          .values({ digest: upload.digest, userId: upload.ownerId })
+          .onDuplicateKeyUpdate({ set: { userId: sql`user_id` } });
+        return won;
+      });
+      if (!created) await store.abortUpload(upload.uploadId);
+      return { created };
+    },
+
+    async abortUpload(uploadId) {
+      await deleteChunks(uploadId);
+      await db.delete(payloadUploads).where(eq(payloadUploads.id, uploadId));
+    },
+
+    async purgeStaleUploads(before) {
+      const stale = await db.select({ id: payloadUploads.id }).from(payloadUploads).where(lt(payloadUploads.createdAt, before));
+      for (const { id } of stale) {
+        // Never drop chunks a payload points at (cannot happen unless a finish was cut short mid-transaction).
+        const [adopted] = await db.select({ digest: payloads.digest }).from(payloads).where(eq(payloads.chunkKey, id)).limit(1);
+        if (adopted) await db.delete(payloadUploads).where(eq(payloadUploads.id, id));
+        else await store.abortUpload(id);
+      }
+      return stale.length;
+    },
+  };
+  return store;
+}

@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { migrate } from "../src/db/migrate.js";
+import { openDatabase, type Database } from "../src/db/open-database.js";
+import { createStore } from "../src/store/create-store.js";
+import { PAYLOAD_CHUNK_BYTES, type PayloadStore } from "../src/store/payload-store.js";
+import { createTestDatabase, testDialects, type TestDatabase } from "./support/databases.js";
+
+/** The payload store's contract on both dialects: streamed uploads, their deduplication and clean-up. */
+
+const chunk = (seq: number, length = PAYLOAD_CHUNK_BYTES) => new Uint8Array(length).fill(seq + 1);
+const digestOf = (n: number) => n.toString(16).padStart(64, "0");
+
+async function rows(database: Database, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+  if (database.dialect === "mysql") return (await database.pool.query(sql, params))[0] as Record<string, unknown>[];
+  return database.sqlite.prepare(sql).all(...params) as Record<string, unknown>[];
+}
+const count = async (database: Database, table: string, where = "1 = 1", params: unknown[] = []) =>
+  Number((await rows(database, `SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`, params))[0]!.n);
+
+for (const dialect of await testDialects()) {
+  describe(`payload store (${dialect})`, () => {
+    let testDb: TestDatabase;
+    let database: Database;
+    let payloads: PayloadStore;
+
+    beforeAll(async () => {
+      testDb = await createTestDatabase(dialect);
+      database = openDatabase(testDb.config);
+      await migrate(database);
+      payloads = createStore(database).payloads;
+    });
+    afterAll(async () => {
+      await database.close();
+      await testDb.drop();
+    });
+
+    /** A whole upload of `chunks` chunks (the last one short). */
+    async function upload(ownerId: number, digest: string, chunks = 3) {
+      const uploadId = await payloads.beginUpload(ownerId);
+      for (let seq = 0; seq < chunks; seq++) await payloads.writeUploadChunk(uploadId, seq, chunk(seq, seq === chunks - 1 ? 100 : PAYLOAD_CHUNK_BYTES));
+      const size = (chunks - 1) * PAYLOAD_CHUNK_BYTES + 100;
+      return { uploadId, size, finish: () => payloads.finishUpload({ uploadId, digest, size, chunkCount: chunks, kind: "kv-cache", tensors: "{}", ownerId }) };
+    }
+
+    test("a finished upload becomes the payload of its digest, its chunks adopted in place", async () => {
+      const digest = digestOf(1);
+      const { uploadId, size, finish } = await upload(1, digest);
+      expect(await payloads.info(digest)).toBeNull();
+      expect(await finish()).toEqual({ created: true });
+      expect(await payloads.info(digest)).toEqual({ digest, size, chunkCount: 3, kind: "kv-cache", tensors: "{}", chunkKey: uploadId });
+      expect(await payloads.isOwner(digest, 1)).toBe(true);
+      expect(await payloads.isOwner(digest, 2)).toBe(false);
+      const [middle, last] = await payloads.readChunks(uploadId, 1, 2);
+      expect(middle!.length).toBe(PAYLOAD_CHUNK_BYTES);
+      expect(middle![0]).toBe(2);
+      expect(last!.length).toBe(100);
+      expect((await payloads.read(digest))!.length).toBe(size);
+      expect(await count(database, "mx_payload_uploads")).toBe(0);
+      await expect(payloads.readChunks(uploadId, 2, 3)).rejects.toThrow(/incomplete/);
+    });
+
+    test("the same bytes uploaded again are dropped and the uploader becomes an owner", async () => {
+      const digest = digestOf(2);
+      await (await upload(1, digest)).finish();
+      const chunksBefore = await count(database, "mx_payload_chunks");
+      const again = await upload(2, digest);
+      expect(await again.finish()).toEqual({ created: false });
+      expect(await count(database, "mx_payload_chunks")).toBe(chunksBefore);
+      expect(await count(database, "mx_payload_uploads")).toBe(0);
+      expect(await payloads.isOwner(digest, 2)).toBe(true);
+    });
+
+    test("uploads of the same bytes finishing at once: exactly one is adopted, the others dropped", async () => {
+      const digest = digestOf(3);
+      const chunksBefore = await count(database, "mx_payload_chunks");
+      const started = await Promise.all([1, 2, 3, 4].map((owner) => upload(owner, digest, 2)));
+      const results = await Promise.all(started.map((u) => u.finish()));
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+      expect(await count(database, "mx_payload_chunks")).toBe(chunksBefore + 2);
+      expect(await count(database, "mx_payloads", "digest = ?", [digest])).toBe(1);
+      expect(await count(database, "mx_payload_uploads")).toBe(0);
+      for (const owner of [1, 2, 3, 4]) expect(await payloads.isOwner(digest, owner)).toBe(true);
+      expect((await payloads.read(digest))!.length).toBe(PAYLOAD_CHUNK_BYTES + 100);
+    });
+
+    test("an aborted upload leaves nothing; stale unfinished uploads are purged, recent ones kept", async () => {
+      const before = await count(database, "mx_payload_chunks");
+      const aborted = await upload(1, digestOf(4), 70); // more than one delete batch
+      await payloads.abortUpload(aborted.uploadId);
+      expect(await count(database, "mx_payload_chunks")).toBe(before);
+      expect(await count(database, "mx_payload_uploads")).toBe(0);
+
+      const stale = await upload(1, digestOf(5), 2);
+      const recent = await upload(1, digestOf(6), 2);
+      const old = new Date(Date.now() - 48 * 3600 * 1000);
+      const oldValue = dialect === "sqlite" ? old.getTime() : old.toISOString().slice(0, 19).replace("T", " ");
+      if (database.dialect === "mysql") await database.pool.query("UPDATE mx_payload_uploads SET created_at = ? WHERE id = ?", [oldValue, stale.uploadId]);
+      else database.sqlite.prepare("UPDATE mx_payload_uploads SET created_at = ? WHERE id = ?").run(oldValue, stale.uploadId);
+      expect(await payloads.purgeStaleUploads(new Date(Date.now() - 24 * 3600 * 1000))).toBe(1);
+      expect(await count(database, "mx_payload_chunks", "digest = ?", [stale.uploadId])).toBe(0);
+      expect(await count(database, "mx_payload_chunks", "digest = ?", [recent.uploadId])).toBe(2);
+      expect(await recent.finish()).toEqual({ created: true });
+    });
+
+    test("payloads held in memory: chunked on 1 MiB boundaries, stored once", async () => {
+      const bytes = new Uint8Array(PAYLOAD_CHUNK_BYTES + 5).map((_, i) => i % 251);
+      const digest = digestOf(7);
+      await payloads.put({ digest, kind: "kv-cache", tensors: "{}", bytes, ownerId: 1 });
+      await payloads.put({ digest, kind: "kv-cache", tensors: "{}", bytes, ownerId: 9 });
+      expect(await payloads.info(digest)).toMatchObject({ size: bytes.length, chunkCount: 2, chunkKey: digest });
+      expect(await count(database, "mx_payload_chunks", "digest = ?", [digest])).toBe(2);
+      expect(await payloads.isOwner(digest, 9)).toBe(true);
+      expect(Buffer.compare((await payloads.read(digest))!, bytes)).toBe(0);
+    });
+  });
+}
