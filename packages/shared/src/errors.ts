@@ -35,3 +35,15 @@ export interface ErrorDetail {
   path: string;
   message: string;
 }
+
+/**
+ * Params a schema puts on a Zod issue for a value over a size limit (tensor
+ * elements, serialized JSON fields): transports answer 413 PAYLOAD_TOO_LARGE
+ * for it instead of 400 INVALID_INPUT.
+ */
+export const TOO_LARGE_ISSUE_PARAMS = { mxCode: "too_large" } as const;
+
+export function isTooLargeIssue(issue: object): boolean {
+  const params = (issue as { params?: { mxCode?: unknown } }).params;
+  return params?.mxCode === TOO_LARGE_ISSUE_PARAMS.mxCode;
+}

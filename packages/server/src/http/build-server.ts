@@ -12,7 +12,7 @@ import { appRouter, type AppRouter } from "../trpc/root.js";
 import { createContext, type Services } from "../trpc/trpc.js";
 import { VERSION } from "../version.js";
 import { abuseControls } from "./abuse-controls.js";
-import { handleHttpError, ok, sendError } from "./envelope.js";
+import { handleClientError, handleHttpError, ok, sendError } from "./envelope.js";
 import { idempotencyPlugin } from "./idempotency/idempotency-plugin.js";
 import { payloadRoutes } from "../payloads/payload-routes.js";
 import { registerRestApi } from "./rest/register-rest-routes.js";
@@ -57,6 +57,9 @@ export async function buildServer(config: Config, options: { database?: Database
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     handlerTimeout: config.requestTimeoutMs,
+    // Bad URLs and unparsable HTTP get the error envelope too.
+    frameworkErrors: handleHttpError,
+    clientErrorHandler: handleClientError,
     return503OnClosing: true,
     forceCloseConnections: "idle",
   });

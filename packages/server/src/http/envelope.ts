@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
 import { ERROR_STATUS } from "@memory-exchange/shared";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { DomainError, toDomainError } from "../errors.js";
@@ -31,6 +33,8 @@ export function fromFastifyError(error: FastifyError): DomainError {
       return new DomainError("INVALID_INPUT", "Content-Length does not match the body");
     case "FST_ERR_HANDLER_TIMEOUT":
       return new DomainError("TIMEOUT", "The request took too long; retry later", undefined, 1);
+    case "FST_ERR_BAD_URL":
+      return new DomainError("INVALID_INPUT", "The URL is malformed (bad percent-encoding)");
   }
   if (error.statusCode === 400 && /JSON/i.test(error.message))
     return new DomainError("INVALID_INPUT", "Request body is not valid JSON");
@@ -44,4 +48,28 @@ export function handleHttpError(error: FastifyError, request: FastifyRequest, re
   const domain = fromFastifyError(error);
   if (domain.code === "INTERNAL") request.log.error({ err: error }, "request failed");
   return sendError(reply, domain);
+}
+
+/**
+ * Requests Node's HTTP parser rejects (malformed request line or headers,
+ * headers too large, too slow) never reach Fastify's routing: answer them
+ * with the envelope too, then close the socket.
+ */
+export function handleClientError(error: NodeJS.ErrnoException, socket: Socket) {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const domain =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? new DomainError("PAYLOAD_TOO_LARGE", "Request headers are too large")
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? new DomainError("TIMEOUT", "The request was not received in time", undefined, 1)
+        : new DomainError("INVALID_INPUT", "Malformed HTTP request");
+  const status = ERROR_STATUS[domain.code];
+  const body = JSON.stringify({ success: false, error: domain.message, code: domain.code, request_id: randomUUID() });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${status === 400 ? "Bad Request" : status === 413 ? "Content Too Large" : "Service Unavailable"}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }

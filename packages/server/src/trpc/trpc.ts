@@ -1,4 +1,4 @@
-import { ERROR_STATUS, type ErrorCode, type ErrorDetail } from "@memory-exchange/shared";
+import { ERROR_STATUS, isTooLargeIssue, type ErrorCode, type ErrorDetail } from "@memory-exchange/shared";
 import { initTRPC, TRPCError } from "@trpc/server";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
@@ -72,14 +72,19 @@ export function zodDetails(error: ZodError): ErrorDetail[] {
 export function classifyError(error: unknown): DomainError {
   const cause = error instanceof TRPCError ? error.cause : undefined;
   if (cause instanceof ZodError || error instanceof ZodError) {
-    const details = zodDetails((cause ?? error) as ZodError);
+    const zod = (cause ?? error) as ZodError;
+    const details = zodDetails(zod);
     const summary = details.map((d) => `${d.path}: ${d.message}`).join("; ");
+    // A value over a size limit (tensor elements, JSON field bytes) is 413, not 400.
+    if (zod.issues.some(isTooLargeIssue)) return new DomainError("PAYLOAD_TOO_LARGE", `Input too large: ${summary}`, details);
     return new DomainError("INVALID_INPUT", `Invalid input: ${summary}`, details);
   }
   if (cause instanceof DomainError) return cause;
-  if (error instanceof TRPCError && !cause) {
+  if (error instanceof TRPCError) {
     const code = FROM_TRPC[error.code];
-    if (code) return new DomainError(code, error.message);
+    // tRPC's own refusals (bad JSON, bad superjson, wrong method) keep their wording; a wrapped
+    // exception's text (parser internals) is replaced by a plain one.
+    if (code) return new DomainError(code, cause ? `The request is malformed (${error.code.toLowerCase().replace("_", " ")})` : error.message);
   }
   return toDomainError(cause ?? error);
 }

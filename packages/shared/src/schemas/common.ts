@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { TOO_LARGE_ISSUE_PARAMS } from "../errors.js";
 
 /** A database id on the wire: a positive integer that fits a signed INT. */
 export const idSchema = z
@@ -33,7 +34,8 @@ export const cursorSchema = z.string().min(1).max(200);
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
-export const MAX_JSON_FIELD_BYTES = 64 * 1024;
+/** 64 KiB less one byte: what a TEXT column (input_example, output_example) holds. */
+export const MAX_JSON_FIELD_BYTES = 65_535;
 
 function jsonByteLength(value: unknown): number | null {
   try {
@@ -49,7 +51,7 @@ export const boundedJsonSchema = (maxBytes = MAX_JSON_FIELD_BYTES) =>
   z.custom<JsonValue>().superRefine((value, ctx) => {
     const size = jsonByteLength(value);
     if (size === null) ctx.addIssue({ code: "custom", message: "must be a JSON value" });
-    else if (size > maxBytes) ctx.addIssue({ code: "custom", message: `must serialize to at most ${maxBytes} bytes (got ${size})` });
+    else if (size > maxBytes) ctx.addIssue({ code: "custom", message: `must serialize to at most ${maxBytes} bytes (got ${size})`, params: TOO_LARGE_ISSUE_PARAMS });
   });
 
 /** A JSON object (not an array or scalar) whose serialized form fits `maxBytes`. */
@@ -61,7 +63,7 @@ export const boundedJsonObjectSchema = (maxBytes = MAX_JSON_FIELD_BYTES) =>
     }
     const size = jsonByteLength(value);
     if (size === null) ctx.addIssue({ code: "custom", message: "must be a JSON object" });
-    else if (size > maxBytes) ctx.addIssue({ code: "custom", message: `must serialize to at most ${maxBytes} bytes (got ${size})` });
+    else if (size > maxBytes) ctx.addIssue({ code: "custom", message: `must serialize to at most ${maxBytes} bytes (got ${size})`, params: TOO_LARGE_ISSUE_PARAMS });
   });
 
 /** How a purchase or use treated the requested target model. */

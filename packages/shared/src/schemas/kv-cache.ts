@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { TOO_LARGE_ISSUE_PARAMS } from "../errors.js";
 import { analyzeKvCache, type Dtype, type ParsedKvCache } from "../tensor/index.js";
 
 export type NestedTensor = number[] | number[][] | number[][][] | number[][][][];
@@ -33,7 +34,13 @@ export const kvCacheDocumentSchema = z
   .transform((value, ctx): ParsedKvCache => {
     const result = analyzeKvCache(value, { maxElements: MAX_TENSOR_ELEMENTS });
     if (result.ok) return result.payload;
-    for (const issue of result.issues) ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+    for (const issue of result.issues)
+      ctx.addIssue({
+        code: "custom",
+        message: issue.message,
+        path: issue.path,
+        ...(issue.code === "too_large" ? { params: TOO_LARGE_ISSUE_PARAMS } : {}),
+      });
     return z.NEVER;
   });
 
