@@ -21,7 +21,9 @@ const envSchema = z.object({
   MEMORY_EXCHANGE_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   MEMORY_EXCHANGE_LOG_PRETTY: bool.optional(),
   MEMORY_EXCHANGE_DB_POOL_SIZE: int(1).default(10),
+  MEMORY_EXCHANGE_DB_QUERY_TIMEOUT_MS: int(0).default(10_000),
   MEMORY_EXCHANGE_KEY_CACHE_TTL_MS: int(0).default(30_000),
+  MEMORY_EXCHANGE_READ_CACHE_TTL_MS: int(0).default(1_000),
   MEMORY_EXCHANGE_BODY_LIMIT_MB: mebibytes.prefault(64),
   MEMORY_EXCHANGE_MAX_UPLOAD_MB: mebibytes.prefault(2048),
   MEMORY_EXCHANGE_INLINE_PAYLOAD_MB: mebibytes.prefault(8),
@@ -41,7 +43,7 @@ const envSchema = z.object({
 
 export type DatabaseConfig =
   | { dialect: "sqlite"; file: string }
-  | { dialect: "mysql"; host: string; port: number; user: string; password: string; database: string; ssl: boolean; poolSize: number };
+  | { dialect: "mysql"; host: string; port: number; user: string; password: string; database: string; ssl: boolean; poolSize: number; queryTimeoutMs?: number };
 
 export interface Config {
   database: DatabaseConfig;
@@ -51,6 +53,8 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   logPretty: boolean;
   keyCacheTtlMs: number;
+  /** browse pages and stats are served from memory this long (writes in this process invalidate at once); 0 = off */
+  readCacheTtlMs: number;
   bodyLimitBytes: number;
   /** largest safetensors file `PUT /api/v1/payloads` accepts */
   maxUploadBytes: number;
@@ -120,6 +124,11 @@ export function parseDatabaseUrl(url: string | undefined, poolSize = 10): Databa
   );
 }
 
+/** MySQL only: an unanswered query fails after this long (0: never), so a dead network cannot hang requests. */
+function withQueryTimeout(database: DatabaseConfig, queryTimeoutMs: number): DatabaseConfig {
+  return database.dialect === "mysql" ? { ...database, queryTimeoutMs } : database;
+}
+
 /** Reads `.env` (if present) into a plain object; the real environment is not modified. */
 export function readDotEnv(dir = process.cwd()): Record<string, string> {
   const file = resolve(dir, ".env");
@@ -144,13 +153,14 @@ export function loadConfig(env: Record<string, string | undefined> = { ...readDo
   }
   const e = parsed.data;
   return {
-    database: parseDatabaseUrl(e.DATABASE_URL, e.MEMORY_EXCHANGE_DB_POOL_SIZE),
+    database: withQueryTimeout(parseDatabaseUrl(e.DATABASE_URL, e.MEMORY_EXCHANGE_DB_POOL_SIZE), e.MEMORY_EXCHANGE_DB_QUERY_TIMEOUT_MS),
     port: e.MEMORY_EXCHANGE_PORT,
     host: e.MEMORY_EXCHANGE_HOST,
     migrateOnStart: e.MEMORY_EXCHANGE_MIGRATE_ON_START,
     logLevel: e.MEMORY_EXCHANGE_LOG_LEVEL,
     logPretty: e.MEMORY_EXCHANGE_LOG_PRETTY ?? e.NODE_ENV === "development",
     keyCacheTtlMs: e.MEMORY_EXCHANGE_KEY_CACHE_TTL_MS,
+    readCacheTtlMs: e.MEMORY_EXCHANGE_READ_CACHE_TTL_MS,
     bodyLimitBytes: e.MEMORY_EXCHANGE_BODY_LIMIT_MB,
     maxUploadBytes: e.MEMORY_EXCHANGE_MAX_UPLOAD_MB,
     inlinePayloadBytes: e.MEMORY_EXCHANGE_INLINE_PAYLOAD_MB,

@@ -8,6 +8,7 @@ import { openDatabase, type Database } from "../db/open-database.js";
 import { ApiKeyVerifier } from "../domain/api-keys.js";
 import { DomainError } from "../errors.js";
 import { createStore } from "../store/create-store.js";
+import { withReadCache } from "../store/read-cache.js";
 import { appRouter, type AppRouter } from "../trpc/root.js";
 import { createContext, type Services } from "../trpc/trpc.js";
 import { VERSION } from "../version.js";
@@ -46,7 +47,7 @@ function loggerOptions(config: Config): FastifyServerOptions["logger"] {
 export async function buildServer(config: Config, options: { database?: Database } = {}): Promise<MemoryExchangeServer> {
   const database = options.database ?? openDatabase(config.database);
   if (config.migrateOnStart) await migrate(database);
-  const store = createStore(database);
+  const store = withReadCache(createStore(database), { ttlMs: config.readCacheTtlMs });
 
   const app = Fastify({
     logger: loggerOptions(config),

@@ -1,12 +1,12 @@
 import { ERROR_STATUS, isTooLargeIssue, type ErrorCode, type ErrorDetail } from "@memory-exchange/shared";
 import { initTRPC, TRPCError } from "@trpc/server";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
-import superjson from "superjson";
 import { ZodError } from "zod";
 import type { AlignmentRuntime } from "../alignment/alignment-runtime.js";
 import { authenticate, requireScope, type ApiKeyVerifier, type Principal } from "../domain/api-keys.js";
 import { DomainError, toDomainError } from "../errors.js";
 import type { Store } from "../store/store.js";
+import { wireTransformer } from "./wire-transformer.js";
 
 /** A structured logger (pino satisfies it); kept minimal so router types stay free of server dependencies. */
 export interface Logger {
@@ -94,7 +94,8 @@ export function toTRPCError(error: DomainError): TRPCError {
 }
 
 const t = initTRPC.context<Context>().create({
-  transformer: superjson,
+  // superjson on the wire; outputs serialized by a fast, format-identical path (see wire-transformer.ts)
+  transformer: wireTransformer,
   isDev: false,
   errorFormatter({ shape, error, ctx }) {
     const domain = classifyError(error);
