@@ -6,6 +6,7 @@ import { drizzle as drizzleSqlite, type BetterSQLite3Database } from "drizzle-or
 import mysql from "mysql2/promise";
 import type { DatabaseConfig } from "../config.js";
 import * as mysqlSchema from "./mysql-schema.js";
+import { guardQueryTimeouts } from "./query-timeout.js";
 import * as sqliteSchema from "./sqlite-schema.js";
 
 export interface MysqlDatabase {
@@ -28,17 +29,33 @@ export function openDatabase(config: DatabaseConfig): Database {
   return config.dialect === "sqlite" ? openSqlite(config.file) : openMysql(config);
 }
 
+const SQLITE_OPTIMIZE_INTERVAL_MS = 60 * 60 * 1000;
+
 function openSqlite(file: string): SqliteDatabase {
   if (file !== ":memory:") mkdirSync(dirname(resolve(file)), { recursive: true });
   const sqlite = new BetterSqlite3(file);
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("busy_timeout = 5000");
+  // Query plans need table statistics, which SQLite only gathers on request. Its advice for a
+  // long-lived connection: optimize (with a bounded ANALYZE) on open, then periodically.
+  // A busy or read-only database only means no fresh statistics this time.
+  const optimize = (mode: string) => {
+    try {
+      if (sqlite.open) sqlite.pragma(mode);
+    } catch {
+      // keep the previous statistics
+    }
+  };
+  optimize("optimize = 0x10002");
+  const optimizer = setInterval(() => optimize("optimize"), SQLITE_OPTIMIZE_INTERVAL_MS);
+  optimizer.unref();
   return {
     dialect: "sqlite",
     db: drizzleSqlite(sqlite, { schema: sqliteSchema }),
     sqlite,
     close: async () => {
+      clearInterval(optimizer);
       if (sqlite.open) sqlite.close();
     },
   };
@@ -60,6 +77,7 @@ function openMysql(config: Extract<DatabaseConfig, { dialect: "mysql" }>): Mysql
     connectTimeout: 5_000,
     ...(config.ssl ? { ssl: { minVersion: "TLSv1.2", rejectUnauthorized: true } } : {}),
   });
+  guardQueryTimeouts(pool, config.queryTimeoutMs ?? 10_000);
   // Raw (callback) connection: set the session zone before the connection is handed out.
   pool.pool.on("connection", (connection) => {
     connection.query("SET time_zone = '+00:00'");

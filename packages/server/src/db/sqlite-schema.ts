@@ -40,6 +40,7 @@ export const memoryExchanges = sqliteTable(
     index("status_idx").on(t.status),
     uniqueIndex("mx_listing_buyer_uq").on(t.listingId, t.buyerId),
     index("mx_status_created_idx").on(t.status, t.createdAt, t.id),
+    index("mx_for_sale_created_idx").on(t.status, t.buyerId, t.listingId, t.chainId, t.createdAt, t.id),
     index("mx_chain_idx").on(t.chainId),
   ],
 );

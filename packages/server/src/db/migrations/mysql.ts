@@ -189,4 +189,17 @@ export const mysqlMigrations: Migration[] = [
 )`),
     ],
   },
+  {
+    // Browse pages: equality on the whole "for sale" condition, then newest first. The planner picks
+    // it with or without statistics; without them SQLite preferred the unique (listing_id, buyer_id)
+    // index, which every listing matches (NULL, 0), and sorted all listings on each page.
+    id: "0007_for_sale_browse_index",
+    steps: [
+      addIndex(
+        "memory_exchanges",
+        "mx_for_sale_created_idx",
+        "INDEX mx_for_sale_created_idx (status, buyer_id, listing_id, chain_id, createdAt, id)",
+      ),
+    ],
+  },
 ];
