@@ -13,6 +13,8 @@ export interface ChildServer {
   pid: number;
   /** Resident set size in bytes, read from /proc (Linux) or `ps`. */
   rss(): number;
+  /** The last lines the process printed (its log). */
+  output(): string;
   /** CPU time (user + system) the process has used so far, in ms (Linux; NaN elsewhere). */
   cpuMs(): number;
   /** SIGTERM, then waits for exit (a CPU profile is written on a clean exit). */
@@ -118,6 +120,7 @@ export async function startServer(options: StartOptions): Promise<ChildServer> {
     pid: child.pid!,
     rss: () => rssOf(child.pid!),
     cpuMs: () => cpuMsOf(child.pid!),
+    output: () => output,
     async stop() {
       if (child.exitCode !== null) return;
       child.kill("SIGTERM");

@@ -2,7 +2,9 @@
  * Summarises a V8 CPU profile (`node --cpu-prof`, or `BENCH_CPU_PROF_DIR=… pnpm bench`):
  * self time per function and per package, heaviest first, as shares of the
  * busy (non-idle) time. `skipMs` drops the first part of the profile (start-up:
- * module loading, migrations) so a load's profile is read on its own.
+ * module loading, migrations) so a load's profile is read on its own; a
+ * negative `skipMs` keeps only the busiest window of that many milliseconds
+ * (the load run) instead.
  *
  *   node --import tsx bench/profile-summary.ts <file.cpuprofile> [top=30] [skipMs=0]
  */
@@ -38,24 +40,56 @@ export function summarise(profile: Profile, top = 30, skipMs = 0): string {
   const self = new Map<number, number>();
   let at = 0;
   let idle = 0;
+  const isIdle = (i: number) => byId.get(profile.samples[i]!)!.callFrame.functionName === "(idle)";
+  let from = skipMs * 1000;
+  let to = Infinity;
+  if (skipMs < 0) {
+    // Busiest window of |skipMs| ms: two pointers over sample times.
+    const width = -skipMs * 1000;
+    const times: number[] = [];
+    for (let i = 0, t = 0; i < profile.samples.length; i++) times.push((t += profile.timeDeltas[i] ?? 0));
+    let best = -1;
+    let busy = 0;
+    for (let lo = 0, hi = 0; hi < times.length; hi++) {
+      if (!isIdle(hi)) busy += profile.timeDeltas[hi] ?? 0;
+      while (times[hi]! - times[lo]! > width) {
+        if (!isIdle(lo)) busy -= profile.timeDeltas[lo] ?? 0;
+        lo++;
+      }
+      if (busy > best) [best, from, to] = [busy, times[lo]!, times[hi]!];
+    }
+  }
   for (let i = 0; i < profile.samples.length; i++) {
     const delta = profile.timeDeltas[i] ?? 0;
     at += delta;
-    if (at < skipMs * 1000) continue;
+    if (at < from || at > to) continue;
     const id = profile.samples[i]!;
-    if (byId.get(id)!.callFrame.functionName === "(idle)") {
+    if (isIdle(i)) {
       idle += delta;
       continue;
     }
     self.set(id, (self.get(id) ?? 0) + delta);
   }
   const total = [...self.values()].reduce((a, b) => a + b, 0);
+  // Inclusive time: a sample counts for every distinct function on its stack.
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const keyOf = (id: number) => {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const file = url.replace(/^.*node_modules\/\.pnpm\/[^/]+\/node_modules\//, "").replace(/^file:\/\/.*\/packages\//, "packages/");
+    return `${functionName || "(anonymous)"}  ${file}:${lineNumber + 1}`;
+  };
+  const inclusive = new Map<string, number>();
+  for (const [id, micros] of self) {
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) seen.add(keyOf(at));
+    for (const key of seen) inclusive.set(key, (inclusive.get(key) ?? 0) + micros);
+  }
   const byFunction = new Map<string, number>();
   const byPackage = new Map<string, number>();
   for (const [id, micros] of self) {
-    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
-    const file = url.replace(/^.*node_modules\/\.pnpm\/[^/]+\/node_modules\//, "").replace(/^file:\/\/.*\/packages\//, "packages/");
-    const key = `${functionName || "(anonymous)"}  ${file}:${lineNumber + 1}`;
+    const { url } = byId.get(id)!.callFrame;
+    const key = keyOf(id);
     byFunction.set(key, (byFunction.get(key) ?? 0) + micros);
     const pkg = packageOf(url);
     byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + micros);
@@ -67,13 +101,16 @@ export function summarise(profile: Profile, top = 30, skipMs = 0): string {
       .slice(0, n)
       .map(([k, v]) => `${pct(v)}  ${(v / 1000).toFixed(0).padStart(7)} ms  ${k}`);
   return [
-    `busy: ${(total / 1000).toFixed(0)} ms, idle: ${(idle / 1000).toFixed(0)} ms (after skipping ${skipMs} ms)`,
+    `busy: ${(total / 1000).toFixed(0)} ms, idle: ${(idle / 1000).toFixed(0)} ms (window ${(from / 1000).toFixed(0)}–${Number.isFinite(to) ? (to / 1000).toFixed(0) : "end"} ms)`,
     "",
     "self time by package:",
     ...rows(byPackage, 20),
     "",
     "self time by function:",
     ...rows(byFunction, top),
+    "",
+    "inclusive time by function (self + callees):",
+    ...rows(inclusive, top),
   ].join("\n");
 }
 

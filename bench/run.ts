@@ -194,7 +194,8 @@ async function collectIds(base: string, key: string, kind: "memory" | "reasoning
 async function checkWorkload(name: string, checks: [ChildServer, Workload][]) {
   for (const [server, workload] of checks) {
     const { status, body } = await call(server.url, workload.next(0));
-    if (status < 200 || status >= 300) throw new Error(`${name} on ${server.name}: ${status} ${JSON.stringify(body).slice(0, 500)}`);
+    if (status < 200 || status >= 300)
+      throw new Error(`${name} on ${server.name}: ${status} ${JSON.stringify(body).slice(0, 500)}\n${server.output().slice(-3000)}`);
   }
 }
 
