@@ -53,6 +53,9 @@ export function toDomainError(error: unknown): DomainError {
   for (const e of causes(error)) {
     if (e instanceof DomainError) return e;
     if (e instanceof ChainUnavailableError) return notFound(`reasoning chain ${e.chainId}`);
+    // mysql2 marks errors that killed the connection as fatal, some without a code ("closed state").
+    if ((e as { fatal?: unknown }).fatal === true && e instanceof Error && !("sqlMessage" in e))
+      return new DomainError("DATABASE_UNAVAILABLE", "The database is unavailable; retry later", undefined, 1);
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string") {
       if (CONNECTION_CODES.has(code) || (e instanceof Error && /pool is closed|connection.*closed/i.test(e.message)))

@@ -21,7 +21,8 @@ export function latestMigrationId(dialect: Database["dialect"]): string {
 
 async function migrateMysql(database: Extract<Database, { dialect: "mysql" }>): Promise<MigrationResult> {
   const connection = await database.pool.getConnection();
-  const query = async <T>(text: string, params: unknown[] = []) => (await connection.query(text, params))[0] as T;
+  // timeout 0: DDL on a large legacy table, or waiting for another instance's lock, may take long.
+  const query = async <T>(text: string, params: unknown[] = []) => (await connection.query({ sql: text, values: params, timeout: 0 }))[0] as T;
   try {
     // Serialise concurrent starts (several instances on one database).
     await query("SELECT GET_LOCK('mx_schema_migrations', 60) AS locked");

@@ -74,7 +74,8 @@ function openMysql(config: Extract<DatabaseConfig, { dialect: "mysql" }>): Mysql
     dateStrings: true,
     supportBigNumbers: true,
     enableKeepAlive: true,
-    connectTimeout: 5_000,
+    // Never wait longer to connect than a query may take.
+    connectTimeout: Math.min(5_000, config.queryTimeoutMs || 5_000),
     ...(config.ssl ? { ssl: { minVersion: "TLSv1.2", rejectUnauthorized: true } } : {}),
   });
   guardQueryTimeouts(pool, config.queryTimeoutMs ?? 10_000);
