@@ -1,5 +1,5 @@
 import { MemoryExchangeError, type MemoryExchangeClient } from "@memory-exchange/client";
-import { decodeBase64, decodeToFloat32, type KvCacheDocument } from "@memory-exchange/shared";
+import { decodeBase64, decodeToFloat32, safetensorsToKvCache, type KvCacheDocument } from "@memory-exchange/shared";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { encodeTensor, expectedEncoded, float32Reference, float64Reference, pseudoRandom } from "./support/alignment-reference.js";
 import { execute, queryRows } from "./support/rows.js";
@@ -262,6 +262,21 @@ for (const dialect of await testDialects()) {
       expect(counters().computed).toBe(mid.computed + 1);
     });
 
+    test("a product that overflows the payload's dtype is refused (never delivered as Infinity), and the refusal is cached", async () => {
+      const { matrixId } = await seller.alignment.publishMatrix.mutate({ sourceModel: "src-ovf", targetModel: "tgt-ovf", matrix: [[100], [100]] });
+      const keys = encodeTensor("float16", [1, 2], [1000, 1000]); // 200000 > 65504, the largest float16
+      const published = doc("src-ovf", keys, encodeTensor("float16", [1, 2], [1, 1]));
+      const { memoryId } = await seller.memory.publish.mutate({ memoryType: "kv_cache", kvCacheData: published, price: 1 });
+      const before = counters();
+      for (const client of [buyer, other]) {
+        const bought = await client.memory.purchase.mutate({ memoryId, targetModel: "tgt-ovf" });
+        expect(bought.alignment).toMatchObject({ applied: false, matrixId });
+        expect(bought.alignment.applied === false && bought.alignment.reason).toMatch(/overflows.*keys/);
+        expect(bought.memory.kvCacheData).toEqual(published);
+      }
+      expect(counters()).toEqual({ computed: before.computed + 1, cached: before.cached + 1 });
+    });
+
     test("rows the older code wrote (inline JSON) are aligned too, cached by the digest of their canonical form", async () => {
       const legacy = { sourceModel: "src-legacy", keys: [[[[1, 2], [3, 4]]]], values: [[[[5, 6], [7, 8]]]], metadata: { tokenCount: 2 } };
       const price = dialect === "sqlite" ? 450 : "4.50";
@@ -270,7 +285,7 @@ for (const dialect of await testDialects()) {
         "INSERT INTO memory_exchanges (seller_id, buyer_id, memory_type, kv_cache_data, source_model, price, status) VALUES (?, 0, 'kv_cache', ?, ?, ?, 'pending')",
         [77, JSON.stringify(legacy), "src-legacy", price],
       );
-      const [{ id }] = await queryRows<{ id: number }>(s.server, "SELECT id FROM memory_exchanges WHERE seller_id = 77");
+      const [{ id }] = (await queryRows<{ id: number }>(s.server, "SELECT id FROM memory_exchanges WHERE seller_id = 77")) as [{ id: number }];
       await seller.alignment.publishMatrix.mutate({ sourceModel: "src-legacy", targetModel: "tgt-legacy", matrix: [[0, 1], [1, 0]] });
 
       const before = counters();
@@ -286,11 +301,17 @@ for (const dialect of await testDialects()) {
     let s: TestServer;
     let seller: MemoryExchangeClient;
     let buyer: MemoryExchangeClient;
+    let buyerKey: string;
 
     beforeAll(async () => {
-      // 1000 FLOPs and an inline limit of about 1 KiB
-      s = await startTestServer(dialect, { MEMORY_EXCHANGE_ALIGNMENT_MAX_GFLOP: "0.000001", MEMORY_EXCHANGE_INLINE_PAYLOAD_MB: "0.001" });
+      // 1000 FLOPs, payloads of at most 2 kB aligned, an inline limit of about 1 kB
+      s = await startTestServer(dialect, {
+        MEMORY_EXCHANGE_ALIGNMENT_MAX_GFLOP: "0.000001",
+        MEMORY_EXCHANGE_ALIGNMENT_MAX_PAYLOAD_MB: "0.002",
+        MEMORY_EXCHANGE_INLINE_PAYLOAD_MB: "0.001",
+      });
       [seller, buyer] = await Promise.all([s.client(10), s.client(20)]);
+      buyerKey = await s.createKey(20);
     });
     afterAll(() => s?.close());
 
@@ -329,13 +350,59 @@ for (const dialect of await testDialects()) {
       expect(await counts()).toBe(1);
     });
 
-    test("an aligned payload above the inline limit is ALIGNMENT_TOO_LARGE, never truncated", async () => {
-      const w = [Array.from({ length: 100 }, () => 1), Array.from({ length: 100 }, () => 1)];
+    test("an aligned payload above the inline limit is delivered by download from its own payloadUrl, never truncated", async () => {
+      const w = [Array.from({ length: 100 }, (_, j) => j), Array.from({ length: 100 }, () => 1)];
       await seller.alignment.publishMatrix.mutate({ sourceModel: "src-wide", targetModel: "tgt-wide", matrix: w });
-      const { memoryId } = await seller.memory.publish.mutate({ memoryType: "kv_cache", kvCacheData: doc("src-wide", [[1, 2]], [[3, 4]]), price: 3 });
-      const error = await rejection(buyer.memory.purchase.mutate({ memoryId, targetModel: "tgt-wide" }));
+      const published = doc("src-wide", [[1, 2]], [[3, 4]]);
+      const { memoryId } = await seller.memory.publish.mutate({ memoryType: "kv_cache", kvCacheData: published, price: 3 });
+      const bought = await buyer.memory.purchase.mutate({ memoryId, targetModel: "tgt-wide" });
+      expect(bought.alignment).toMatchObject({ applied: true, sourceDim: 2, targetDim: 100 });
+      expect(bought.memory).not.toHaveProperty("kvCacheData");
+      expect(bought.payloadUrl).toMatch(new RegExp(`^/api/v1/memory/${memoryId}/payload\\?aligned=[0-9a-f]{64}$`));
+
+      const download = await fetch(s.url + bought.payloadUrl, { headers: { authorization: `Bearer ${buyerKey}` } });
+      expect(download.status).toBe(200);
+      const file = new Uint8Array(await download.arrayBuffer());
+      expect(safetensorsToKvCache(file)).toEqual(
+        doc("tgt-wide", [w[0]!.map((a, j) => a + 2 * w[1]![j]!)], [w[0]!.map((a, j) => 3 * a + 4 * w[1]![j]!)]),
+      );
+      // the published payload stays at the plain URL; an aligned digest that is not this item's is 404, a malformed one 400
+      const plain = await fetch(`${s.url}/api/v1/memory/${memoryId}/payload`, { headers: { authorization: `Bearer ${buyerKey}` } });
+      expect(safetensorsToKvCache(new Uint8Array(await plain.arrayBuffer()))).toEqual(published);
+      const foreign = await fetch(`${s.url}/api/v1/memory/${memoryId}/payload?aligned=${"0".repeat(64)}`, { headers: { authorization: `Bearer ${buyerKey}` } });
+      expect(foreign.status).toBe(404);
+      const malformed = await fetch(`${s.url}/api/v1/memory/${memoryId}/payload?aligned=xyz`, { headers: { authorization: `Bearer ${buyerKey}` } });
+      expect(malformed.status).toBe(400);
+      const stranger = await fetch(s.url + bought.payloadUrl, { headers: { authorization: `Bearer ${await s.createKey(99)}` } });
+      expect(stranger.status).toBe(403);
+    });
+
+    test("a payload above the alignment size bound is ALIGNMENT_TOO_LARGE", async () => {
+      await seller.alignment.publishMatrix.mutate({ sourceModel: "src-long", targetModel: "tgt-long", matrix: [[1], [1]] });
+      const rows = Array.from({ length: 100 }, (_, i) => [i, i + 1]); // 2 × 100 × 2 × 1 × 2 = 800 FLOPs, but 3.2 kB of data
+      const { memoryId } = await seller.memory.publish.mutate({ memoryType: "kv_cache", kvCacheData: doc("src-long", rows, rows), price: 3 });
+      const before = await counts();
+      const error = await rejection(buyer.memory.purchase.mutate({ memoryId, targetModel: "tgt-long" }));
       expect(error).toMatchObject({ code: "ALIGNMENT_TOO_LARGE" });
-      expect(error.message).toMatch(/inline payload limit/);
+      expect(error.message).toMatch(/MEMORY_EXCHANGE_ALIGNMENT_MAX_PAYLOAD_MB/);
+      expect(await counts()).toBe(before);
+    });
+
+    // last in this suite: it stops the server's alignment workers
+    test("when the workers cannot take the job the answer is a retryable 503 and nothing is recorded", async () => {
+      await seller.alignment.publishMatrix.mutate({ sourceModel: "src-busy", targetModel: "tgt-busy", matrix: [[1], [1]] });
+      const { memoryId } = await seller.memory.publish.mutate({ memoryType: "kv_cache", kvCacheData: doc("src-busy", [[1, 2]], [[3, 4]]), price: 3 });
+      await s.server.services.alignment.pool.close();
+      const before = await counts();
+      const response = await fetch(`${s.url}/api/v1/memory/purchase`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${buyerKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ memory_id: memoryId, target_model: "tgt-busy" }),
+      });
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toBe("1");
+      expect(await response.json()).toMatchObject({ success: false, code: "OVERLOADED" });
+      expect(await counts()).toBe(before);
     });
   });
 }

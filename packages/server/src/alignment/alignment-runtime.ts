@@ -1,4 +1,4 @@
-import type { AlignmentTensorMetrics, KvCacheDocument } from "@memory-exchange/shared";
+import type { AlignmentTensorMetrics, ParsedKvCache } from "@memory-exchange/shared";
 import type { Database } from "../db/open-database.js";
 import type { PayloadStore } from "../store/payload-store.js";
 import type { AlignmentStore } from "./alignment-store.js";
@@ -8,7 +8,16 @@ import { createAlignmentPool, type AlignmentPool } from "./worker-pool.js";
 
 /** What aligning one payload with one matrix gave: the aligned payload, or why it cannot be delivered. */
 export type AlignOutcome =
-  | { ok: true; document: KvCacheDocument; flops: number; metrics: { keys: AlignmentTensorMetrics; values: AlignmentTensorMetrics } }
+  | {
+      ok: true;
+      /** the aligned payload in the payload store */
+      alignedDigest: string;
+      alignedSize: number;
+      flops: number;
+      metrics: { keys: AlignmentTensorMetrics; values: AlignmentTensorMetrics };
+      /** the aligned payload itself when it was just computed (a cached one is read back when needed) */
+      aligned?: ParsedKvCache;
+    }
   | { ok: false; reason: string };
 
 /** What purchase/use and the alignment procedures need to register and apply matrices. */
@@ -18,6 +27,8 @@ export interface AlignmentRuntime {
   weights: MatrixWeights;
   /** MEMORY_EXCHANGE_ALIGNMENT_MAX_GFLOP in FLOPs: larger alignments answer ALIGNMENT_TOO_LARGE */
   maxFlops: number;
+  /** MEMORY_EXCHANGE_ALIGNMENT_MAX_PAYLOAD_MB in bytes: a payload is held in memory while aligned */
+  maxPayloadBytes: number;
   /** Alignments computed on the pool and answered from the cache since start (metrics, tests). */
   readonly counters: { computed: number; cached: number };
   /** Computations running, by "sourceDigest:matrixId": concurrent requests for one result share it. */
@@ -28,6 +39,7 @@ export interface AlignmentRuntime {
 
 export interface AlignmentRuntimeOptions {
   maxFlops: number;
+  maxPayloadBytes: number;
   /** worker threads; default: available cores - 1, at least 1 */
   workers?: number;
 }
@@ -40,6 +52,7 @@ export function createAlignmentRuntime(database: Database, payloads: PayloadStor
     pool,
     weights: createMatrixWeights(payloads),
     maxFlops: options.maxFlops,
+    maxPayloadBytes: options.maxPayloadBytes,
     counters: { computed: 0, cached: 0 },
     inflight: new Map(),
     close: () => pool.close(),

@@ -60,6 +60,8 @@ export interface AlignmentStore {
   setMatrixStatus(id: number, status: MatrixStatus): Promise<void>;
 
   findAlignedPayload(sourceDigest: string, matrixId: number): Promise<AlignedPayloadRow | null>;
+  /** Whether `alignedDigest` is a recorded alignment of `sourceDigest` (downloads of aligned payloads check it). */
+  isAlignedPayloadOf(sourceDigest: string, alignedDigest: string): Promise<boolean>;
   /** Records a result; when two requests computed the same one concurrently, the first row stays (both are identical). */
   recordAlignedPayload(row: AlignedPayloadRow): Promise<void>;
 }

@@ -12,7 +12,6 @@ import {
   allFinite,
   decodeToFloat32,
   decodeToFloat64,
-  dtypeByteSize,
   encodeFromFloat32,
   float64ArrayBytes,
   type AlignmentMetrics,
@@ -23,13 +22,15 @@ import {
 import type { Weights } from "./matrix-weights.js";
 import type { AlignmentDtype, AlignmentPool } from "./worker-pool.js";
 
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** The precision xW is computed in for this tensor. */
 export function computeDtype(tensor: Pick<ParsedTensor, "form" | "dtype">): AlignmentDtype {
   return tensor.form === "nested" || tensor.dtype === "float64" ? "float64" : "float32";
 }
 
 /** The tensor as `rows` vectors of its last dimension. */
-export function tensorRows(tensor: Pick<ParsedTensor, "shape">): { rows: number; k: number } {
+export function tensorRows(tensor: { shape: readonly number[] }): { rows: number; k: number } {
   const k = tensor.shape[tensor.shape.length - 1]!;
   let rows = 1;
   for (let i = 0; i < tensor.shape.length - 1; i++) rows *= tensor.shape[i]!;
@@ -37,20 +38,13 @@ export function tensorRows(tensor: Pick<ParsedTensor, "shape">): { rows: number;
 }
 
 /** FLOPs of aligning keys and values to target_dim n. */
-export function kvCacheAlignmentFlops(payload: Pick<ParsedKvCache, "keys" | "values">, n: number): number {
+export function kvCacheAlignmentFlops(payload: { keys: { shape: readonly number[] }; values: { shape: readonly number[] } }, n: number): number {
   let flops = 0;
   for (const tensor of [payload.keys, payload.values]) {
     const { rows, k } = tensorRows(tensor);
     flops += alignmentFlops(rows, k, n);
   }
   return flops;
-}
-
-/** Bytes of the aligned keys and values (their dtype, target_dim n): what would be delivered. */
-export function alignedTensorBytes(payload: Pick<ParsedKvCache, "keys" | "values">, n: number): number {
-  let bytes = 0;
-  for (const tensor of [payload.keys, payload.values]) bytes += tensorRows(tensor).rows * n * dtypeByteSize(tensor.dtype);
-  return bytes;
 }
 
 export interface TensorAlignment {
@@ -85,11 +79,19 @@ export async function alignTensor(pool: AlignmentPool, tensor: ParsedTensor, w: 
   const { rows, k } = tensorRows(tensor);
   const x = dtype === "float64" ? decodeToFloat64(tensor.dtype, tensor.bytes) : decodeToFloat32(tensor.dtype, tensor.bytes);
   const { out, metrics } = await pool.run({ dtype, x, rows, k, w, n });
-  // float64 compute only happens for float64 tensors (nested ones included): the result is stored as is.
-  const bytes = out instanceof Float64Array ? float64ArrayBytes(out) : encodeFromFloat32(tensor.dtype, out);
+  // float64 compute only happens for float64 tensors (nested ones included): the result is stored as is, and so is a float32 one.
+  const bytes =
+    out instanceof Float64Array
+      ? float64ArrayBytes(out)
+      : tensor.dtype === "float32" && HOST_LITTLE_ENDIAN
+        ? new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+        : encodeFromFloat32(tensor.dtype, out);
+  // In the compute dtype the kernel's metrics already count non-finite outputs; narrowing to float16/bfloat16 can overflow on its own.
+  const narrowed = tensor.dtype === "float16" || tensor.dtype === "bfloat16";
+  const nonFiniteElements = (narrowed || metrics.nonFiniteVectors > 0) && !allFinite(tensor.dtype, bytes).ok;
   return {
     tensor: { form: tensor.form, dtype: tensor.dtype, shape: [...tensor.shape.slice(0, -1), n], bytes },
     metrics: tensorMetrics(metrics),
-    nonFiniteElements: !allFinite(tensor.dtype, bytes).ok,
+    nonFiniteElements,
   };
 }

@@ -106,6 +106,15 @@ export function createMysqlAlignmentStore(database: MysqlDatabase): AlignmentSto
         .limit(1);
       return row ?? null;
     },
+    async isAlignedPayloadOf(sourceDigest, alignedDigest) {
+      const a = alignedPayloads;
+      const rows = await db
+        .select({ matrixId: a.matrixId })
+        .from(a)
+        .where(and(eq(a.sourceDigest, sourceDigest), eq(a.alignedDigest, alignedDigest)))
+        .limit(1);
+      return rows.length > 0;
+    },
     async recordAlignedPayload(row) {
       // Portable "insert if absent": a no-op update on the duplicate key (no INSERT IGNORE, which also hides other errors).
       await db

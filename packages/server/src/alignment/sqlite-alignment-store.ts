@@ -107,6 +107,16 @@ export function createSqliteAlignmentStore(database: SqliteDatabase): AlignmentS
         .get();
       return row ?? null;
     },
+    async isAlignedPayloadOf(sourceDigest, alignedDigest) {
+      const a = alignedPayloads;
+      const row = db
+        .select({ matrixId: a.matrixId })
+        .from(a)
+        .where(and(eq(a.sourceDigest, sourceDigest), eq(a.alignedDigest, alignedDigest)))
+        .limit(1)
+        .get();
+      return row !== undefined;
+    },
     async recordAlignedPayload(row) {
       db.insert(alignedPayloads).values(row).onConflictDoNothing().run();
     },

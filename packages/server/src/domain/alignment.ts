@@ -1,41 +1,56 @@
-import { createHash } from "node:crypto";
+import { webcrypto } from "node:crypto";
 import {
   analyzeKvCache,
   kvCacheToDocument,
   kvCacheToSafetensors,
-  MAX_MATRIX_ELEMENTS,
+  payloadDigestSchema,
   safetensorsToKvCache,
+  safetensorsToParsedKvCache,
   type AlignmentReport,
   type KvCacheDocument,
-  type listMatricesInput,
-  type listMatricesOutput,
   type ParsedKvCache,
-  type publishMatrixInput,
-  type publishMatrixOutput,
-  type setMatrixStatusInput,
-  type setMatrixStatusOutput,
 } from "@memory-exchange/shared";
-import type { z } from "zod";
 import type { AlignmentRuntime, AlignOutcome } from "../alignment/alignment-runtime.js";
 import type { MatrixRow } from "../alignment/alignment-store.js";
-import {
-  alignedTensorBytes,
-  alignTensor,
-  computeDtype,
-  kvCacheAlignmentFlops,
-  tensorRows,
-  type TensorAlignment,
-} from "../alignment/apply-alignment.js";
-import { MATRIX_PAYLOAD_KIND, matrixFromHeader, matrixToSafetensors } from "../alignment/matrix-file.js";
+import { alignTensor, computeDtype, kvCacheAlignmentFlops, tensorRows, type TensorAlignment } from "../alignment/apply-alignment.js";
+import { putPayloadYielding, readPayloadYielding } from "../alignment/payload-io.js";
 import { AlignmentPoolError } from "../alignment/worker-pool.js";
-import { DomainError, notFound } from "../errors.js";
-import { readStoredHeader } from "../payloads/stored-header.js";
+import { DomainError, invalidInput, notFound } from "../errors.js";
+import { recordPayloadBytes } from "../http/metrics.js";
 import type { Store } from "../store/store.js";
-import type { Principal } from "./api-keys.js";
+import { inlineKvCache, notInlinedAlignment, sha256Hex, type PayloadLocation } from "./kv-cache-payloads.js";
 
-type Out<T extends z.ZodType> = z.output<T>;
+/**
+ * What a purchase or use delivers for the requested target model.
+ *
+ * With a target other than the payload's model and an active matrix W for
+ * the pair whose source_dim is the payload's last dimension, every last-axis
+ * vector x of keys and values becomes xW, in the payload's own encoding
+ * (nested: float64; float32/float16/bfloat16: float32 arithmetic, stored back
+ * in their dtype; float64: float64), and the document names the target as
+ * its sourceModel. Otherwise the payload is delivered as published and the
+ * report says why. Nothing is ever padded or truncated.
+ *
+ * The product runs on the worker pool. Its result is stored in the payload
+ * store and recorded under (payload digest, matrix id), so a repeat purchase
+ * or use reads it back and never recomputes. Work above the FLOP bound, or a
+ * payload above the size bound, throws ALIGNMENT_TOO_LARGE: callers deliver
+ * before they record the trade, so such a request records nothing.
+ */
+export interface KvCacheDelivery {
+  /** the JSON document, when it is answered inline (below the inline limit) */
+  document: KvCacheDocument | null;
+  alignment: AlignmentReport;
+  /** the aligned payload's digest when W was applied: its download is the item's payload URL plus ?aligned=<digest> */
+  alignedDigest: string | null;
+}
 
-const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+/** What a purchase or use of an item says about its payload. */
+export interface DeliveredItem {
+  location: PayloadLocation;
+  /** the model the item's row records; for payloads in the payload store it is the payload's own sourceModel */
+  sourceModel: string | null;
+}
 
 /**
  * Owner recorded for aligned payloads the service derives: no user (ids are
@@ -43,93 +58,30 @@ const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).dige
  */
 const SERVICE_OWNER_ID = 0;
 
-// ---- the registry ----
+/** SHA-256 on the libuv thread pool (WebCrypto is asynchronous), so hashing a large aligned payload does not hold the event loop. */
+async function sha256HexOffLoop(bytes: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest("SHA-256", bytes)).toString("hex");
+}
 
-const toMatrix = (row: MatrixRow): Out<typeof setMatrixStatusOutput> => ({ ...row });
+type Plan = { ok: true; matrix: MatrixRow } | { ok: false; reason: string; matrixId?: number };
 
-/**
- * Registers W for (sourceModel → targetModel). The matrix is stored once in
- * the payload store (inline ones as a canonical safetensors file); a digest
- * must name a matrix file the caller uploaded. The newest active matrix of a
- * pair is the one purchases apply.
- */
-export async function publishMatrix(
-  store: Store,
-  runtime: AlignmentRuntime,
-  publisherId: number,
-  input: Out<typeof publishMatrixInput>,
-): Promise<Out<typeof publishMatrixOutput>> {
-  let stored: { digest: string; dtype: MatrixRow["dtype"]; sourceDim: number; targetDim: number };
-  if (input.matrix.kind === "inline") {
-    const { matrix } = input.matrix;
-    const bytes = matrixToSafetensors(matrix);
-    const digest = sha256Hex(bytes);
-    const tensors = JSON.stringify({ w: { dtype: matrix.dtype, shape: [matrix.sourceDim, matrix.targetDim] } });
-    await store.payloads.put({ digest, kind: MATRIX_PAYLOAD_KIND, tensors, bytes, ownerId: publisherId });
-    stored = { digest, dtype: matrix.dtype, sourceDim: matrix.sourceDim, targetDim: matrix.targetDim };
-  } else {
-    const { digest } = input.matrix;
-    // Another user's digest is answered like an unknown one: a digest never reveals who holds those bytes.
-    const info = (await store.payloads.isOwner(digest, publisherId)) ? await store.payloads.info(digest) : null;
-    if (!info) {
-      const message = `no payload ${digest} was uploaded by you; upload the matrix file with PUT /api/v1/payloads first`;
-      throw new DomainError("NOT_FOUND", `matrix: ${message}`, [{ path: "matrix", message }]);
-    }
-    const described = matrixFromHeader(await readStoredHeader(store.payloads, info));
-    if (!described.ok) {
-      const message = `payload ${digest} is not an alignment matrix file: ${described.message}`;
-      throw new DomainError("UNPROCESSABLE", `matrix: ${message}`, [{ path: "matrix", message }]);
-    }
-    const { dtype, sourceDim, targetDim } = described.matrix;
-    if (sourceDim * targetDim > MAX_MATRIX_ELEMENTS) {
-      const message = `W is ${sourceDim} × ${targetDim}, over the limit of ${MAX_MATRIX_ELEMENTS} elements`;
-      throw new DomainError("PAYLOAD_TOO_LARGE", `matrix: ${message}`, [{ path: "matrix", message }]);
-    }
-    stored = { digest, dtype, sourceDim, targetDim };
+/** Which matrix applies, or why none does (cheap: one indexed query, no payload read). */
+async function planAlignment(runtime: AlignmentRuntime, sourceModel: string | null, targetModel: string, keysShape: readonly number[]): Promise<Plan> {
+  if (sourceModel === targetModel) return { ok: false, reason: "same model" };
+  if (sourceModel === null) return { ok: false, reason: "the payload names no sourceModel; delivered as published" };
+  const matrix = await runtime.matrices.newestActiveMatrix(sourceModel, targetModel);
+  if (!matrix) return { ok: false, reason: `no active alignment matrix is registered for ${sourceModel} -> ${targetModel}; delivered as published` };
+  const { k } = tensorRows({ shape: keysShape });
+  if (k !== matrix.sourceDim) {
+    return {
+      ok: false,
+      matrixId: matrix.id,
+      reason:
+        `the payload's last dimension is ${k} but alignment matrix ${matrix.id} has source_dim ${matrix.sourceDim} ` +
+        `(it maps ${matrix.sourceDim} -> ${matrix.targetDim}); delivered as published`,
+    };
   }
-  const matrixId = await runtime.matrices.insertMatrix({
-    sourceModel: input.sourceModel,
-    targetModel: input.targetModel,
-    ...stored,
-    version: input.version ?? null,
-    description: input.description ?? null,
-    publisherId,
-  });
-  return { matrixId, sourceDim: stored.sourceDim, targetDim: stored.targetDim };
-}
-
-export async function listMatrices(runtime: AlignmentRuntime, input: Out<typeof listMatricesInput>): Promise<Out<typeof listMatricesOutput>> {
-  const rows = await runtime.matrices.listMatrices(input);
-  return { matrices: rows.map(toMatrix) };
-}
-
-/** Activates or retires a matrix: its publisher, or an admin key. */
-export async function setMatrixStatus(
-  runtime: AlignmentRuntime,
-  principal: Principal,
-  input: Out<typeof setMatrixStatusInput>,
-): Promise<Out<typeof setMatrixStatusOutput>> {
-  const matrix = await runtime.matrices.findMatrix(input.matrixId);
-  if (!matrix) throw notFound(`alignment matrix ${input.matrixId}`);
-  if (matrix.publisherId !== principal.userId && !principal.scopes.includes("admin")) {
-    throw new DomainError("FORBIDDEN", `Only the publisher of alignment matrix ${matrix.id} (or an admin key) may change its status`);
-  }
-  if (matrix.status !== input.status) await runtime.matrices.setMatrixStatus(matrix.id, input.status);
-  return toMatrix({ ...matrix, status: input.status });
-}
-
-// ---- applying a matrix on purchase / use ----
-
-type TensorPairMetrics = Extract<AlignOutcome, { ok: true }>["metrics"];
-
-export interface AlignedDelivery {
-  document: KvCacheDocument;
-  alignment: AlignmentReport;
-}
-
-function describeIssue(issues: { path: (string | number)[]; message: string }[]): string {
-  const first = issues[0];
-  return first ? first.message : "invalid";
+  return { ok: true, matrix };
 }
 
 /** Pool failures a client can act on become retryable overload answers; anything else stays internal. */
@@ -139,6 +91,10 @@ function poolFailure(error: unknown): never {
     if (error.code === "CLOSED") throw new DomainError("OVERLOADED", "The service is shutting down; retry", undefined, 1);
   }
   throw error;
+}
+
+function tooLarge(message: string): DomainError {
+  return new DomainError("ALIGNMENT_TOO_LARGE", `targetModel: ${message}`, [{ path: "targetModel", message }]);
 }
 
 async function computeAlignment(
@@ -159,134 +115,237 @@ async function computeAlignment(
   runtime.counters.computed++;
   const flops = kvCacheAlignmentFlops(parsed, n);
   const metrics = { keys: keys.metrics, values: values.metrics };
+  const record = (alignedDigest: string | null, refusal: string | null) =>
+    runtime.matrices.recordAlignedPayload({ sourceDigest, matrixId: matrix.id, alignedDigest, metrics: JSON.stringify({ flops, metrics }), refusal });
+
   const overflowed = (["keys", "values"] as const).filter((field) => (field === "keys" ? keys : values).nonFiniteElements);
   if (overflowed.length > 0) {
-    const reason =
-      `xW with alignment matrix ${matrix.id} leaves the finite range of the payload's dtype in ${overflowed.join(" and ")} ` +
-      "(the product overflows); delivered as published";
-    await runtime.matrices.recordAlignedPayload({ sourceDigest, matrixId: matrix.id, alignedDigest: null, metrics: JSON.stringify({ flops, metrics }), refusal: reason });
+    const where = overflowed.map((field) => `${field} (${parsed[field].dtype})`).join(" and ");
+    const reason = `xW with alignment matrix ${matrix.id} overflows the finite range of ${where}; delivered as published`;
+    await record(null, reason);
     return { ok: false, reason };
   }
 
   const aligned: ParsedKvCache = { ...parsed, sourceModel: targetModel, keys: keys.tensor, values: values.tensor };
   const bytes = kvCacheToSafetensors(aligned);
-  const alignedDigest = sha256Hex(bytes);
+  const alignedDigest = await sha256HexOffLoop(bytes);
   const tensors = JSON.stringify({
     keys: { dtype: aligned.keys.dtype, shape: aligned.keys.shape },
     values: { dtype: aligned.values.dtype, shape: aligned.values.shape },
   });
-  // The payload first, then the row pointing at it: a row never names a payload that is not there.
-  await store.payloads.put({ digest: alignedDigest, kind: "kv-cache", tensors, bytes, ownerId: SERVICE_OWNER_ID });
-  await runtime.matrices.recordAlignedPayload({ sourceDigest, matrixId: matrix.id, alignedDigest, metrics: JSON.stringify({ flops, metrics }), refusal: null });
-  return { ok: true, document: kvCacheToDocument(aligned) as KvCacheDocument, flops, metrics };
+  // The payload first, then the row naming it: a cache row never points at a payload that is not stored.
+  await putPayloadYielding(store.payloads, { digest: alignedDigest, kind: "kv-cache", tensors, bytes, ownerId: SERVICE_OWNER_ID });
+  await record(alignedDigest, null);
+  return { ok: true, alignedDigest, alignedSize: bytes.length, flops, metrics, aligned };
 }
 
-/** A result computed before, or null when the cache holds none (or its payload went missing). */
+/** A result computed before, or null when the cache holds none (or its payload went missing: it is then recomputed). */
 async function cachedAlignment(store: Store, runtime: AlignmentRuntime, sourceDigest: string, matrixId: number): Promise<AlignOutcome | null> {
   const row = await runtime.matrices.findAlignedPayload(sourceDigest, matrixId);
   if (!row) return null;
   if (row.refusal !== null) return { ok: false, reason: row.refusal };
-  const bytes = row.alignedDigest ? await store.payloads.read(row.alignedDigest) : null;
-  if (!bytes) return null;
-  const { flops, metrics } = JSON.parse(row.metrics) as { flops: number; metrics: TensorPairMetrics };
-  return { ok: true, document: safetensorsToKvCache(bytes) as KvCacheDocument, flops, metrics };
+  const info = row.alignedDigest ? await store.payloads.info(row.alignedDigest) : null;
+  if (!info) return null;
+  const { flops, metrics } = JSON.parse(row.metrics) as Pick<Extract<AlignOutcome, { ok: true }>, "flops" | "metrics">;
+  return { ok: true, alignedDigest: info.digest, alignedSize: info.size, flops, metrics };
+}
+
+interface AlignmentSource {
+  /** the published payload's digest (the cache key) */
+  digest: string;
+  /** its size in bytes, held in memory while it is aligned */
+  size: number;
+  shapes: { keys: { shape: readonly number[] }; values: { shape: readonly number[] } };
+  load(): Promise<ParsedKvCache>;
+}
+
+/** The cached result, a computation already running for it, or a new one (checked against the bounds first). */
+async function alignedOutcome(
+  store: Store,
+  runtime: AlignmentRuntime,
+  matrix: MatrixRow,
+  source: AlignmentSource,
+  targetModel: string,
+): Promise<{ outcome: AlignOutcome; cached: boolean }> {
+  const key = `${source.digest}:${matrix.id}`;
+  const running = runtime.inflight.get(key);
+  const found = running ? await running : await cachedAlignment(store, runtime, source.digest, matrix.id);
+  if (found) {
+    runtime.counters.cached++;
+    return { outcome: found, cached: true };
+  }
+
+  const flops = kvCacheAlignmentFlops(source.shapes, matrix.targetDim);
+  if (flops > runtime.maxFlops) {
+    throw tooLarge(
+      `aligning this payload with matrix ${matrix.id} (${matrix.sourceDim} -> ${matrix.targetDim}) takes ${flops} FLOPs, ` +
+        `over the service's bound of ${runtime.maxFlops} (MEMORY_EXCHANGE_ALIGNMENT_MAX_GFLOP)`,
+    );
+  }
+  if (source.size > runtime.maxPayloadBytes) {
+    throw tooLarge(
+      `the payload is ${source.size} bytes; alignment holds it in memory and accepts at most ${runtime.maxPayloadBytes} ` +
+        "(MEMORY_EXCHANGE_ALIGNMENT_MAX_PAYLOAD_MB)",
+    );
+  }
+  // Concurrent requests for the same result share one computation.
+  const computation = source.load().then((parsed) => computeAlignment(store, runtime, parsed, matrix, source.digest, targetModel));
+  runtime.inflight.set(key, computation);
+  try {
+    return { outcome: await computation, cached: false };
+  } finally {
+    runtime.inflight.delete(key);
+  }
+}
+
+/** The aligned document inline when it fits the inline limit, else null (downloaded from the aligned payload URL). */
+async function alignedDocument(store: Store, outcome: Extract<AlignOutcome, { ok: true }>, inlineLimitBytes: number): Promise<KvCacheDocument | null> {
+  if (outcome.alignedSize > inlineLimitBytes) return null;
+  let document: Record<string, unknown>;
+  if (outcome.aligned) {
+    document = kvCacheToDocument(outcome.aligned);
+  } else {
+    const bytes = await store.payloads.read(outcome.alignedDigest);
+    if (!bytes) throw new Error(`aligned payload ${outcome.alignedDigest} is not stored`);
+    document = safetensorsToKvCache(bytes);
+  }
+  recordPayloadBytes("out", outcome.alignedSize);
+  return document as KvCacheDocument;
+}
+
+function appliedReport(
+  matrix: MatrixRow,
+  sourceModel: string,
+  targetModel: string,
+  outcome: Extract<AlignOutcome, { ok: true }>,
+  cached: boolean,
+): AlignmentReport {
+  return {
+    applied: true,
+    matrixId: matrix.id,
+    matrixVersion: matrix.version,
+    sourceModel,
+    targetModel,
+    sourceDim: matrix.sourceDim,
+    targetDim: matrix.targetDim,
+    cached,
+    flops: outcome.flops,
+    metrics: outcome.metrics,
+  };
 }
 
 /**
- * The payload a purchase or use delivers for `targetModel`. With a different
- * target and an active matrix for the pair whose source_dim is the payload's
- * last dimension, keys and values are mapped to xW, in the payload's own
- * encoding, and the document names the target as its sourceModel; otherwise
- * the payload is delivered as published and the report says why. Nothing is
- * ever padded or truncated.
- *
- * Deterministic and cached: the result is stored under (payload digest,
- * matrix id) and a repeat reads it back. Work above the configured bound, or
- * an aligned payload above the inline limit, throws ALIGNMENT_TOO_LARGE:
- * callers align before they record a trade, so such a request records nothing.
- *
- * `payloadDigest` is the stored payload's digest; the older code's inline JSON
- * has none and is keyed by the SHA-256 of its canonical form.
+ * The payload of a purchase or use for `targetModel` (see KvCacheDelivery).
+ * Payloads in the payload store are aligned from their binary form, read only
+ * when a matrix applies and no cached result exists; the older code's inline
+ * JSON is aligned from its document, keyed by the SHA-256 of its canonical form.
  */
-export async function alignForTarget(
+export async function deliverKvCache(
   store: Store,
   runtime: AlignmentRuntime,
-  published: KvCacheDocument,
-  payloadDigest: string | null,
+  item: DeliveredItem,
   targetModel: string,
   inlineLimitBytes: number,
-): Promise<AlignedDelivery> {
-  const sourceModel = typeof published.sourceModel === "string" ? published.sourceModel : null;
-  const asPublished = (reason: string, matrixId?: number): AlignedDelivery => ({
-    document: published,
-    alignment: { applied: false, reason, sourceModel, targetModel, ...(matrixId === undefined ? {} : { matrixId }) },
+): Promise<KvCacheDelivery> {
+  const { location } = item;
+  const notApplied = async (sourceModel: string | null, plan: { reason: string; matrixId?: number }, document?: KvCacheDocument | null) => ({
+    document: document === undefined ? await inlineKvCache(store, location, inlineLimitBytes) : document,
+    alignment: { applied: false as const, reason: plan.reason, sourceModel, targetModel, ...(plan.matrixId === undefined ? {} : { matrixId: plan.matrixId }) },
+    alignedDigest: null,
   });
-  if (sourceModel === targetModel) return asPublished("same model");
-  if (sourceModel === null) return asPublished("the payload names no sourceModel; delivered as published");
 
-  const matrix = await runtime.matrices.newestActiveMatrix(sourceModel, targetModel);
-  if (!matrix) return asPublished(`no active alignment matrix is registered for ${sourceModel} -> ${targetModel}; delivered as published`);
+  if (location.payloadDigest) {
+    const info = await store.payloads.info(location.payloadDigest);
+    if (!info) throw new Error(`payload ${location.payloadDigest} is referenced but not stored`);
+    const shapes = JSON.parse(info.tensors) as AlignmentSource["shapes"];
+    const plan = await planAlignment(runtime, item.sourceModel, targetModel, shapes.keys.shape);
+    if (!plan.ok) return notApplied(item.sourceModel, plan);
+    if (info.kind !== "kv-cache") {
+      return notApplied(item.sourceModel, {
+        matrixId: plan.matrix.id,
+        reason: "the payload file holds tensors besides keys and values, which alignment does not map; delivered as published by download",
+      });
+    }
+    const { outcome, cached } = await alignedOutcome(store, runtime, plan.matrix, {
+      digest: info.digest,
+      size: info.size,
+      shapes,
+      load: async () => safetensorsToParsedKvCache(await readPayloadYielding(store.payloads, info)),
+    }, targetModel);
+    if (!outcome.ok) return notApplied(item.sourceModel, { reason: outcome.reason, matrixId: plan.matrix.id });
+    return {
+      document: await alignedDocument(store, outcome, inlineLimitBytes),
+      alignment: appliedReport(plan.matrix, item.sourceModel!, targetModel, outcome, cached),
+      alignedDigest: outcome.alignedDigest,
+    };
+  }
 
+  // The older code's inline JSON: small (a TEXT column), aligned from its document.
+  const published = await inlineKvCache(store, location, inlineLimitBytes);
+  if (!published) return { document: null, alignment: notInlinedAlignment(item.sourceModel, targetModel, location.payloadSize), alignedDigest: null };
+  const sourceModel = typeof published.sourceModel === "string" ? published.sourceModel : null;
   const analysis = analyzeKvCache(published, { maxElements: Number.MAX_SAFE_INTEGER });
   if (!analysis.ok) {
-    return asPublished(`the stored payload is not a valid KV cache (${describeIssue(analysis.issues)}); delivered as published`, matrix.id);
+    const reason =
+      sourceModel === targetModel ? "same model" : `the stored payload is not a valid KV cache (${analysis.issues[0]?.message}); delivered as published`;
+    return notApplied(sourceModel, { reason }, published);
   }
   const parsed = analysis.payload;
-  const { k } = tensorRows(parsed.keys);
-  if (k !== matrix.sourceDim) {
-    return asPublished(
-      `the payload's last dimension is ${k} but alignment matrix ${matrix.id} has source_dim ${matrix.sourceDim} ` +
-        `(it maps ${matrix.sourceDim} -> ${matrix.targetDim}); delivered as published`,
-      matrix.id,
-    );
-  }
-
-  const sourceDigest = payloadDigest ?? sha256Hex(kvCacheToSafetensors(parsed));
-  const key = `${sourceDigest}:${matrix.id}`;
-  let cached = true;
-  let outcome = await (runtime.inflight.get(key) ?? cachedAlignment(store, runtime, sourceDigest, matrix.id));
-  if (!outcome) {
-    const flops = kvCacheAlignmentFlops(parsed, matrix.targetDim);
-    if (flops > runtime.maxFlops) {
-      const message =
-        `aligning this payload with matrix ${matrix.id} (${matrix.sourceDim} -> ${matrix.targetDim}) takes ${flops} FLOPs, ` +
-        `over the service's bound of ${runtime.maxFlops} (MEMORY_EXCHANGE_ALIGNMENT_MAX_GFLOP)`;
-      throw new DomainError("ALIGNMENT_TOO_LARGE", `targetModel: ${message}`, [{ path: "targetModel", message }]);
-    }
-    const bytes = alignedTensorBytes(parsed, matrix.targetDim);
-    if (bytes > inlineLimitBytes) {
-      const message =
-        `the aligned keys and values would take ${bytes} bytes, over the inline payload limit of ${inlineLimitBytes} bytes ` +
-        "(MEMORY_EXCHANGE_INLINE_PAYLOAD_MB)";
-      throw new DomainError("ALIGNMENT_TOO_LARGE", `targetModel: ${message}`, [{ path: "targetModel", message }]);
-    }
-    // Concurrent requests for the same result share one computation.
-    const running = computeAlignment(store, runtime, parsed, matrix, sourceDigest, targetModel);
-    runtime.inflight.set(key, running);
-    try {
-      outcome = await running;
-    } finally {
-      runtime.inflight.delete(key);
-    }
-    cached = false;
-  } else {
-    runtime.counters.cached++;
-  }
-
-  if (!outcome.ok) return asPublished(outcome.reason, matrix.id);
+  const plan = await planAlignment(runtime, sourceModel, targetModel, parsed.keys.shape);
+  if (!plan.ok) return notApplied(sourceModel, plan, published);
+  const canonical = kvCacheToSafetensors(parsed);
+  const { outcome, cached } = await alignedOutcome(
+    store,
+    runtime,
+    plan.matrix,
+    { digest: sha256Hex(canonical), size: canonical.length, shapes: parsed, load: async () => parsed },
+    targetModel,
+  );
+  if (!outcome.ok) return notApplied(sourceModel, { reason: outcome.reason, matrixId: plan.matrix.id }, published);
   return {
-    document: outcome.document,
-    alignment: {
-      applied: true,
-      matrixId: matrix.id,
-      matrixVersion: matrix.version,
-      sourceModel,
-      targetModel,
-      sourceDim: matrix.sourceDim,
-      targetDim: matrix.targetDim,
-      cached,
-      flops: outcome.flops,
-      metrics: outcome.metrics,
-    },
+    document: await alignedDocument(store, outcome, inlineLimitBytes),
+    alignment: appliedReport(plan.matrix, sourceModel!, targetModel, outcome, cached),
+    alignedDigest: outcome.alignedDigest,
   };
+}
+
+/** The payload URL of an item, or of its aligned payload when W was applied. */
+export function alignedPayloadUrl(payloadUrl: string, alignedDigest: string | null): string {
+  if (!alignedDigest) return payloadUrl;
+  return `${payloadUrl}${payloadUrl.includes("?") ? "&" : "?"}aligned=${alignedDigest}`;
+}
+
+/** The `aligned` query parameter of a payload download: absent, or a digest (400 otherwise). */
+export function alignedDigestParam(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const parsed = payloadDigestSchema.safeParse(value);
+  if (!parsed.success) throw invalidInput("aligned", "must be the digest of an aligned payload (64 hex digits), as in the payloadUrl a purchase or use answered");
+  return parsed.data;
+}
+
+/**
+ * Where the download of `?aligned=<digest>` reads from: the aligned payload,
+ * provided it is an alignment of this item's payload (the caller has already
+ * checked the user may download the item).
+ */
+export async function alignedPayloadLocation(
+  runtime: AlignmentRuntime,
+  location: Pick<PayloadLocation, "payloadDigest" | "inlineJson">,
+  alignedDigest: string,
+): Promise<{ payloadDigest: string; inlineJson: null }> {
+  let sourceDigest = location.payloadDigest;
+  if (!sourceDigest && location.inlineJson) {
+    let document: unknown = null;
+    try {
+      document = JSON.parse(location.inlineJson);
+    } catch {
+      // not JSON: it has no aligned payload
+    }
+    const analysis = analyzeKvCache(document, { maxElements: Number.MAX_SAFE_INTEGER });
+    if (analysis.ok) sourceDigest = sha256Hex(kvCacheToSafetensors(analysis.payload));
+  }
+  if (!sourceDigest || !(await runtime.matrices.isAlignedPayloadOf(sourceDigest, alignedDigest))) {
+    throw notFound(`aligned payload ${alignedDigest} of this item`);
+  }
+  return { payloadDigest: alignedDigest, inlineJson: null };
 }

@@ -16,7 +16,7 @@ import { DomainError, notFound } from "../errors.js";
 import { recordTrade } from "../http/metrics.js";
 import type { Store } from "../store/store.js";
 import type { AlignmentRuntime } from "../alignment/alignment-runtime.js";
-import { alignForTarget } from "./alignment.js";
+import { alignedPayloadUrl, deliverKvCache } from "./alignment.js";
 import { decodeCursor, nextCursor } from "./cursor.js";
 import { priceRangeCents } from "./filters.js";
 import { memoryPayloadUrl } from "../payloads/payload-urls.js";
@@ -24,7 +24,6 @@ import type { ExchangeRow } from "../store/store.js";
 import {
   DEFAULT_INLINE_PAYLOAD_BYTES,
   inlineKvCache,
-  notInlinedAlignment,
   publishedPayload,
   type PayloadLocation,
 } from "./kv-cache-payloads.js";
@@ -106,11 +105,9 @@ export async function purchaseMemory(
   if (!trade && (listing.status !== "pending" || listing.buyerId !== 0))
     throw new DomainError("CONFLICT", `memory ${listing.id} is not for sale`);
 
-  // Aligned before the trade is recorded: an alignment that cannot run (ALIGNMENT_TOO_LARGE, OVERLOADED) records nothing.
-  const published = await inlineKvCache(store, payloadLocation(listing), inlineLimitBytes);
-  const delivery = published
-    ? await alignForTarget(store, aligner, published, listing.payloadDigest, input.targetModel, inlineLimitBytes)
-    : null;
+  // Delivered (aligned) before the trade is recorded: an alignment that cannot run (ALIGNMENT_TOO_LARGE, OVERLOADED) records nothing.
+  const item = { location: payloadLocation(listing), sourceModel: listing.sourceModel };
+  const delivery = await deliverKvCache(store, aligner, item, input.targetModel, inlineLimitBytes);
 
   let newPurchase = false;
   if (!trade) {
@@ -118,16 +115,11 @@ export async function purchaseMemory(
     if (newPurchase) recordTrade("memory_purchase", trade.priceCents);
   }
 
-  const payloadUrl = memoryPayloadUrl(listing.id);
-  if (!delivery) {
-    const alignment = notInlinedAlignment(listing.sourceModel, input.targetModel, listing.payloadSize);
-    return { transactionId: trade.id, newPurchase, memory: toListing(listing), payloadUrl, alignment };
-  }
   return {
     transactionId: trade.id,
     newPurchase,
-    memory: { ...toListing(listing), kvCacheData: delivery.document },
-    payloadUrl,
+    memory: { ...toListing(listing), ...(delivery.document ? { kvCacheData: delivery.document } : {}) },
+    payloadUrl: alignedPayloadUrl(memoryPayloadUrl(listing.id), delivery.alignedDigest),
     alignment: delivery.alignment,
   };
 }

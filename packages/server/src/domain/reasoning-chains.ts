@@ -12,11 +12,11 @@ import { invalidInput, notFound } from "../errors.js";
 import { recordTrade } from "../http/metrics.js";
 import type { Store } from "../store/store.js";
 import type { AlignmentRuntime } from "../alignment/alignment-runtime.js";
-import { alignForTarget } from "./alignment.js";
+import { alignedPayloadUrl, deliverKvCache } from "./alignment.js";
 import { decodeCursor, nextCursor } from "./cursor.js";
 import { priceRangeCents } from "./filters.js";
 import { chainPayloadUrl } from "../payloads/payload-urls.js";
-import { DEFAULT_INLINE_PAYLOAD_BYTES, inlineKvCache, notInlinedAlignment, publishedPayload } from "./kv-cache-payloads.js";
+import { DEFAULT_INLINE_PAYLOAD_BYTES, publishedPayload } from "./kv-cache-payloads.js";
 import { toChain } from "./presenters.js";
 
 type Out<T extends z.ZodType> = z.output<T>;
@@ -77,19 +77,17 @@ export async function useChain(
   if (!chain || chain.status !== "active") throw notFound(`reasoning chain ${input.chainId}`);
   const priceCents = chain.creatorId === userId ? 0 : chain.pricePerUseCents;
   const location = { payloadDigest: chain.payloadDigest, payloadSize: chain.payloadSize, inlineJson: chain.kvCacheSnapshot };
-  // Aligned before the use is recorded: an alignment that cannot run (ALIGNMENT_TOO_LARGE, OVERLOADED) charges nothing.
-  const published = await inlineKvCache(store, location, inlineLimitBytes);
-  const delivery = published
-    ? await alignForTarget(store, aligner, published, chain.payloadDigest, input.targetModel, inlineLimitBytes)
-    : null;
+  // Delivered (aligned) before the use is recorded: an alignment that cannot run (ALIGNMENT_TOO_LARGE, OVERLOADED) charges nothing.
+  const delivery = await deliverKvCache(store, aligner, { location, sourceModel: chain.sourceModel }, input.targetModel, inlineLimitBytes);
   const { trade, chain: updated } = await store.recordChainUse({ chain, userId, priceCents, targetModel: input.targetModel });
   recordTrade("chain_use", trade.priceCents);
-  const payloadUrl = chainPayloadUrl(chain.id, trade.id);
-  if (!delivery) {
-    const alignment = notInlinedAlignment(chain.sourceModel, input.targetModel, chain.payloadSize);
-    return { transactionId: trade.id, chain: toChain(updated), payloadUrl, alignment };
-  }
-  return { transactionId: trade.id, chain: toChain(updated), kvCacheSnapshot: delivery.document, payloadUrl, alignment: delivery.alignment };
+  return {
+    transactionId: trade.id,
+    chain: toChain(updated),
+    ...(delivery.document ? { kvCacheSnapshot: delivery.document } : {}),
+    payloadUrl: alignedPayloadUrl(chainPayloadUrl(chain.id, trade.id), delivery.alignedDigest),
+    alignment: delivery.alignment,
+  };
 }
 
 export async function getChain(store: Store, chainId: number) {

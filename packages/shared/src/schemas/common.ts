@@ -66,6 +66,31 @@ export const boundedJsonObjectSchema = (maxBytes = MAX_JSON_FIELD_BYTES) =>
     else if (size > maxBytes) ctx.addIssue({ code: "custom", message: `must serialize to at most ${maxBytes} bytes (got ${size})`, params: TOO_LARGE_ISSUE_PARAMS });
   });
 
+/**
+ * What xW did to one tensor's vectors, computed from the data (float64
+ * arithmetic over the values actually delivered). Ratios are null when no
+ * vector can be measured (all zero or non-finite).
+ */
+export const alignmentTensorMetricsSchema = z.object({
+  /** vectors (rows) mapped */
+  vectors: z.number().int(),
+  /** vectors with ‖x‖ = 0, left out of the ratios */
+  zeroVectors: z.number().int(),
+  /** vectors with a non-finite input or output, left out of the ratios */
+  nonFiniteVectors: z.number().int(),
+  /** mean / min / max over vectors of ‖xW‖² / ‖x‖² */
+  energyRetentionMean: z.number().nullable(),
+  energyRetentionMin: z.number().nullable(),
+  energyRetentionMax: z.number().nullable(),
+  /** Σ‖xW‖² / Σ‖x‖² */
+  energyRetentionTotal: z.number().nullable(),
+  /** square W only: mean cosine between x and xW (null otherwise) */
+  cosineToIdentity: z.number().nullable(),
+  /** vectors with xW = 0, left out of cosineToIdentity */
+  cosineSkipped: z.number().int(),
+});
+export type AlignmentTensorMetrics = z.infer<typeof alignmentTensorMetricsSchema>;
+
 /** How a purchase or use treated the requested target model. */
 export const alignmentReportSchema = z.union([
   z.object({
@@ -73,16 +98,22 @@ export const alignmentReportSchema = z.union([
     reason: z.string(),
     sourceModel: z.string().nullable(),
     targetModel: z.string(),
+    /** the matrix that was found but could not be applied (dimension mismatch, overflow) */
+    matrixId: z.number().int().optional(),
   }),
   z.object({
     applied: z.literal(true),
     matrixId: z.number().int(),
+    matrixVersion: z.string().nullable(),
     sourceModel: z.string(),
     targetModel: z.string(),
     sourceDim: z.number().int(),
     targetDim: z.number().int(),
+    /** true when the aligned payload was read from the cache (same payload, same matrix) instead of computed */
     cached: z.boolean(),
-    metrics: z.record(z.string(), z.number()),
+    /** floating-point operations of xW over keys and values: 2 × vectors × source_dim × target_dim each */
+    flops: z.number().int(),
+    metrics: z.object({ keys: alignmentTensorMetricsSchema, values: alignmentTensorMetricsSchema }),
   }),
 ]);
 export type AlignmentReport = z.infer<typeof alignmentReportSchema>;

@@ -6,7 +6,7 @@ import {
   setMatrixStatusInput,
   setMatrixStatusOutput,
 } from "@memory-exchange/shared";
-import { listMatrices, publishMatrix, setMatrixStatus } from "../../domain/alignment.js";
+import { listMatrices, publishMatrix, setMatrixStatus } from "../../domain/alignment-matrices.js";
 import { readProcedure, tradeProcedure } from "../trpc.js";
 
 export const alignmentRouter = {
