@@ -37,6 +37,7 @@ export interface BenchReport {
   skipped?: string[];
   idleConnections?: { openFilesLimit: number; service: IdleConnectionsResult & { idleRssMb: number }; baseline: IdleConnectionsResult };
   kernel?: { result?: unknown; markdown?: string; error?: string };
+  alignment?: { result?: unknown; markdown?: string; error?: string };
   payloads?: { result?: unknown; markdown?: string; error?: string };
   totalSeconds?: number;
 }
@@ -139,7 +140,11 @@ export function renderReport(report: BenchReport): string {
     }
     lines.push("");
   }
-  for (const [title, part] of [["Alignment kernel", report.kernel], ["Payload transfer", report.payloads]] as const) {
+  for (const [title, part] of [
+    ["Alignment kernel", report.kernel],
+    ["Alignment under load", report.alignment],
+    ["Payload transfer", report.payloads],
+  ] as const) {
     if (!part) continue;
     lines.push(`### ${title}`, "");
     lines.push(part.markdown ?? (part.error ? `Failed: ${part.error.split("\n")[0]}` : "(no Markdown)"), "");

@@ -14,7 +14,7 @@
  * Settings (environment): BENCH_DIALECTS (sqlite,mysql), BENCH_DURATION_S (5),
  * BENCH_WARMUP_S (1), BENCH_CONNECTIONS (32), BENCH_IDLE_CONNECTIONS (15000,
  * capped by the open-files limit), BENCH_SCENARIOS (comma list to run only
- * some), BENCH_SKIP (comma list: kernel, payloads, idle, steady),
+ * some), BENCH_SKIP (comma list: kernel, alignment, payloads, idle, steady),
  * BENCH_CPU_PROF_DIR (run the service with --cpu-prof, profiles there),
  * MX_BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306/mx_bench).
  */
@@ -400,6 +400,10 @@ async function main() {
   if (!SKIP.has("kernel") && !ONLY) {
     log("alignment kernel");
     report.kernel = await optionalBench("kernel.ts", "runKernelBench");
+  }
+  if (!SKIP.has("alignment") && !ONLY) {
+    log("alignment under load");
+    report.alignment = await optionalBench("alignment.ts", "runAlignmentLoadBench");
   }
   if (!SKIP.has("payloads") && !ONLY) {
     log("payload transfer");

@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { idSchema } from "@memory-exchange/shared";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { alignedDigestParam, alignedPayloadLocation } from "../domain/alignment.js";
 import { authenticate, requireScope, type Principal } from "../domain/api-keys.js";
 import { DomainError, invalidInput, toDomainError } from "../errors.js";
 import { ok, sendError } from "../http/envelope.js";
@@ -103,7 +104,10 @@ export async function payloadRoutes(app: FastifyInstance, options: PayloadRoutes
     try {
       const principal = await principalWith(services, request, "read");
       const location = await entitledPayloadLocation(store, principal.userId, target(request));
-      return await sendPayload(request, reply, await payloadSource(store, location));
+      // ?aligned=<digest>: the item's payload aligned to a target model (the payloadUrl a purchase or use answered)
+      const aligned = alignedDigestParam((request.query as { aligned?: unknown }).aligned);
+      const source = aligned === undefined ? location : await alignedPayloadLocation(services.alignment, location, aligned);
+      return await sendPayload(request, reply, await payloadSource(store, source));
     } catch (error) {
       return fail(reply, error);
     }
