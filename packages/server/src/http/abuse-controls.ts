@@ -6,10 +6,13 @@ import fp from "fastify-plugin";
 import type { Config } from "../config.js";
 import { presentedApiKey } from "../domain/api-keys.js";
 import { DomainError } from "../errors.js";
+import { sendError } from "./envelope.js";
 
 export interface AbuseControlsOptions {
   rateLimit: Config["rateLimit"];
   underPressure: Config["underPressure"];
+  /** longest time from routing to the reply (0: none) */
+  requestTimeoutMs: number;
 }
 
 /** Liveness and scraping stay answerable whatever the load, so orchestrators see the truth. */
@@ -26,10 +29,10 @@ function rateLimitKey(request: FastifyRequest): string {
 }
 
 /**
- * Per-key rate limiting (429 RATE_LIMITED with Retry-After) and load shedding
- * under event-loop pressure (503 OVERLOADED with Retry-After). Request
- * timeouts are Fastify's own (`handlerTimeout`, 503 TIMEOUT). Register before
- * the routes: the rate limiter attaches itself to routes as they are added.
+ * Per-key rate limiting (429 RATE_LIMITED with Retry-After), load shedding
+ * under event-loop pressure (503 OVERLOADED with Retry-After) and a request
+ * timeout (503 TIMEOUT). Register before the routes: the rate limiter
+ * attaches itself to routes as they are added.
  */
 export const abuseControls = fp<AbuseControlsOptions>(
   async (app, options) => {
@@ -44,6 +47,25 @@ export const abuseControls = fp<AbuseControlsOptions>(
           if (!isExempt(request)) throw new DomainError("OVERLOADED", `The service is overloaded (${type}); retry later`, undefined, 1);
         },
       });
+    }
+
+    if (options.requestTimeoutMs > 0) {
+      // Fastify's own handlerTimeout is disarmed once a request body has been read (fastify/fastify#6725),
+      // which is every POST: answer 503 TIMEOUT ourselves. Routes with their own handlerTimeout keep it.
+      const timers = new WeakMap<FastifyRequest, NodeJS.Timeout>();
+      const clear = async (request: FastifyRequest) => clearTimeout(timers.get(request));
+      app.addHook("onRequest", async (request, reply) => {
+        if (request.routeOptions.handlerTimeout) return;
+        const timer = setTimeout(() => {
+          // The handler keeps running (it cannot be interrupted); its late reply is dropped by Fastify.
+          if (!reply.sent && !reply.raw.headersSent)
+            void sendError(reply, new DomainError("TIMEOUT", "The request took too long; retry later", undefined, 1));
+        }, options.requestTimeoutMs);
+        timer.unref();
+        timers.set(request, timer);
+      });
+      app.addHook("onResponse", clear);
+      app.addHook("onRequestAbort", clear);
     }
 
     if (options.rateLimit.max > 0) {
