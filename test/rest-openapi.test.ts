@@ -43,6 +43,10 @@ describe("OpenAPI document and /docs", () => {
     const expected = [
       "GET /health",
       ...REST_ROUTES.map((r) => `${r.method} ${REST_BASE}${r.path.replace(/:(\w+)/g, "{$1}")}`),
+      // the binary payload routes, documented through addOpenApiPaths
+      "PUT /api/v1/payloads",
+      "GET /api/v1/memory/{id}/payload",
+      "GET /api/v1/reasoning-chain/{id}/payload",
     ];
     expect(listed.sort()).toEqual(expected.sort());
     for (const route of [

@@ -6,9 +6,11 @@ import { authenticate, requireScope, type Principal } from "../domain/api-keys.j
 import { DomainError, invalidInput, toDomainError } from "../errors.js";
 import { ok, sendError } from "../http/envelope.js";
 import { recordPayloadBytes } from "../http/metrics.js";
+import { addOpenApiPaths } from "../http/rest/openapi.js";
 import type { Services } from "../trpc/trpc.js";
 import { parseByteRange } from "./byte-range.js";
 import { entitledPayloadLocation, payloadSource, type PayloadTarget } from "./payload-access.js";
+import { payloadOpenApiPaths } from "./payload-openapi.js";
 import type { PayloadSource } from "./payload-source.js";
 import { receiveUpload } from "./receive-upload.js";
 
@@ -19,6 +21,12 @@ export interface PayloadRoutesOptions {
 }
 
 export const PAYLOAD_CONTENT_TYPE = "application/octet-stream";
+
+/**
+ * Transfers of a few GiB outlast the server's handler timeout (meant for JSON
+ * calls), which would cut a stream mid-way: payload routes get an hour.
+ */
+const TRANSFER_TIMEOUT_MS = 60 * 60 * 1000;
 
 /** Staleness after which an unfinished upload (a crash mid-upload) is purged at start. */
 const STALE_UPLOAD_MS = 24 * 60 * 60 * 1000;
@@ -126,14 +134,16 @@ export async function payloadRoutes(app: FastifyInstance, options: PayloadRoutes
     };
   };
 
+  if (app.hasDecorator("openApiDocument")) addOpenApiPaths(app.openApiDocument, payloadOpenApiPaths());
+
   for (const base of ["/api/v1", ""]) {
-    app.put(`${base}/payloads`, upload);
+    app.put(`${base}/payloads`, { handlerTimeout: TRANSFER_TIMEOUT_MS }, upload);
     for (const [path, target] of [
       [`${base}/memory/:id/payload`, memoryTarget],
       [`${base}/reasoning-chain/:id/payload`, chainTarget],
     ] as const) {
       // HEAD gets its own route: Fastify's automatic one would read the whole stream to discard it.
-      app.get(path, { exposeHeadRoute: false }, download(target));
+      app.get(path, { exposeHeadRoute: false, handlerTimeout: TRANSFER_TIMEOUT_MS }, download(target));
       app.head(path, download(target));
     }
   }
