@@ -73,7 +73,7 @@ const TARGETS: Target[] = [
     met: (v) => v >= 0.5,
   },
   { label: "REST browse, cache warm ≥ 10,000 req/s", value: (_r, d) => scenario(d, "rest-browse")?.service.rps, format: n0, met: (v) => v >= 10_000 },
-  ...(["rest-browse", "publish", "purchase"] as const).map(
+  ...(["rest-browse", "rest-browse-nocache", "publish", "purchase"] as const).map(
     (name): Target => ({
       label: `${name}: p99 ≤ 10 ms at 50% of max`,
       value: (_r, d) => scenario(d, name)?.halfLoad?.p99Ms,

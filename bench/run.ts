@@ -274,6 +274,9 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
     await seedMarket(database.url, { listings: LISTINGS - 1, chains: CHAINS - 1 }, templates);
     const baseline = await startBaseline(dialect, database.url);
     servers.push(baseline);
+    // The same service with the read cache off: browse against the driver baseline, query for query.
+    const uncached = await startService(dialect, database.url, { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "uncached");
+    servers.push(uncached);
 
     const refs: MarketRefs = {
       adminKey,
@@ -289,8 +292,10 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
     const publishes = { n: 0 };
     const scenarios: Scenario[] = [
       { name: "health", title: "GET /health", service, workload: healthWorkload, baseline: true },
-      { name: "rest-browse", title: "REST browse", service, workload: () => restBrowseWorkload(refs), baseline: true, steady: true },
-      { name: "trpc-browse", title: "tRPC browse (typed client wire format)", service, workload: () => trpcBrowseWorkload(refs), baseline: true, baselineWorkload: () => restBrowseWorkload(refs) },
+      { name: "rest-browse", title: "REST browse, read cache on", service, workload: () => restBrowseWorkload(refs), baseline: true, steady: true },
+      { name: "rest-browse-nocache", title: "REST browse, read cache off", service: uncached, workload: () => restBrowseWorkload(refs), baseline: true, steady: true },
+      { name: "trpc-browse", title: "tRPC browse (typed client wire format), cache on", service, workload: () => trpcBrowseWorkload(refs), baseline: true, baselineWorkload: () => restBrowseWorkload(refs) },
+      { name: "trpc-browse-nocache", title: "tRPC browse, cache off", service: uncached, workload: () => trpcBrowseWorkload(refs), baseline: true, baselineWorkload: () => restBrowseWorkload(refs) },
       { name: "publish", title: "REST publish (2.6 kB payload)", service, workload: () => publishWorkload(refs, publishes), baseline: true, steady: true },
       { name: "purchase", title: "REST purchase", service, workload: () => purchaseWorkload(refs, purchases), baseline: true, steady: true },
       { name: "chain-use", title: "REST reasoning-chain use", service, workload: () => chainUseWorkload(refs), baseline: true },

@@ -4,6 +4,7 @@ import { isMigrated } from "../db/migrate.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { createMysqlPayloadStore } from "./mysql-payload-store.js";
+import { filterShape, lazy, placeholderFilter, StatementCache } from "./prepared.js";
 import {
   chainBrowseWhere,
   chainStatsSelection,
@@ -13,7 +14,7 @@ import {
   toApiKeyRow,
   tradesWhere,
 } from "./queries.js";
-import { ChainUnavailableError, type ChainRow, type Store } from "./store.js";
+import { ChainUnavailableError, type ChainFilter, type ChainRow, type ListingFilter, type Store } from "./store.js";
 
 const exchangeColumns = {
   id: ex.id,
@@ -78,61 +79,121 @@ type InsertResult = [{ insertId: number; affectedRows: number }, unknown];
 
 export function createMysqlStore(database: MysqlDatabase): Store {
   const { db } = database;
+  const ph = sql.placeholder;
 
-  const findExchange = async (id: number) => (await db.select(exchangeColumns).from(ex).where(eq(ex.id, id)).limit(1))[0] ?? null;
-  const findChain = async (id: number): Promise<ChainRow | null> =>
-    (await db.select(chainColumns).from(rc).where(eq(rc.id, id)).limit(1))[0] ?? null;
+  // The hot statements, built once (prepared.ts). Not for transactions: these run on the pool.
+  const exchangeById = lazy(() => db.select(exchangeColumns).from(ex).where(eq(ex.id, ph("id"))).limit(1).prepare());
+  const chainById = lazy(() => db.select(chainColumns).from(rc).where(eq(rc.id, ph("id"))).limit(1).prepare());
+  const listingById = lazy(() => db.select(exchangeColumns).from(ex).where(and(eq(ex.id, ph("id")), isListing(ex))).limit(1).prepare());
+  const purchaseOf = lazy(() =>
+    db
+      .select(exchangeColumns)
+      .from(ex)
+      .where(and(eq(ex.listingId, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed")))
+      .limit(1)
+      .prepare(),
+  );
+  const legacyPurchaseOf = lazy(() =>
+    db
+      .select(exchangeColumns)
+      .from(ex)
+      .where(and(eq(ex.id, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed"), isListing(ex)))
+      .limit(1)
+      .prepare(),
+  );
+  const insertListing = lazy(() =>
+    db
+      .insert(ex)
+      .values({
+        sellerId: ph("sellerId"),
+        buyerId: 0,
+        memoryType: ph("memoryType"),
+        sourceModel: ph("sourceModel"),
+        priceCents: ph("priceCents"),
+        description: ph("description"),
+        tokenCount: ph("tokenCount"),
+        contextLength: ph("contextLength"),
+        payloadDigest: ph("payloadDigest"),
+        payloadSize: ph("payloadSize"),
+        status: "pending",
+        createdAt: ph("createdAt"),
+      })
+      .prepare(),
+  );
+  const insertPurchase = lazy(() =>
+    db
+      .insert(ex)
+      .values({
+        sellerId: ph("sellerId"),
+        buyerId: ph("buyerId"),
+        memoryType: ph("memoryType"),
+        sourceModel: ph("sourceModel"),
+        targetModel: ph("targetModel"),
+        priceCents: ph("priceCents"),
+        status: "completed",
+        listingId: ph("listingId"),
+        payloadDigest: ph("payloadDigest"),
+        payloadSize: ph("payloadSize"),
+        createdAt: ph("createdAt"),
+      })
+      .prepare(),
+  );
+  const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
+  const prepareListingPage = (filter: ListingFilter) =>
+    db
+      .select(exchangeColumns)
+      .from(ex)
+      .where(listingBrowseWhere(ex, placeholderFilter(filter)))
+      .orderBy(desc(ex.createdAt), desc(ex.id))
+      .limit(ph("limit"))
+      .offset(ph("offset"))
+      .prepare();
+  const chainPages = new StatementCache<ReturnType<typeof prepareChainPage>>();
+  const prepareChainPage = (filter: ChainFilter) =>
+    db
+      .select(chainColumns)
+      .from(rc)
+      .where(chainBrowseWhere(rc, placeholderFilter(filter)))
+      .orderBy(desc(rc.createdAt), desc(rc.id))
+      .limit(ph("limit"))
+      .offset(ph("offset"))
+      .prepare();
+  /** A page's placeholder values in driver form: money as DECIMAL text, dates as DATETIME text. */
+  const pageValues = (filter: ListingFilter | ChainFilter) => {
+    const money = (cents: number | undefined) => (cents === undefined ? undefined : ex.priceCents.mapToDriverValue(cents));
+    return {
+      ...filter,
+      minPriceCents: money(filter.minPriceCents),
+      maxPriceCents: money(filter.maxPriceCents),
+      afterCreatedAt: filter.after ? ex.createdAt.mapToDriverValue(filter.after.createdAt) : undefined,
+      afterId: filter.after?.id,
+    };
+  };
+
+  const findExchange = async (id: number) => (await exchangeById().execute({ id }))[0] ?? null;
+  const findChain = async (id: number): Promise<ChainRow | null> => (await chainById().execute({ id }))[0] ?? null;
 
   const store: Store = {
     dialect: "mysql",
 
     async insertListing(listing) {
-      const [result] = (await db.insert(ex).values({
-        sellerId: listing.sellerId,
-        buyerId: 0,
-        memoryType: listing.memoryType,
-        sourceModel: listing.sourceModel,
-        priceCents: listing.priceCents,
-        description: listing.description,
-        tokenCount: listing.tokenCount,
-        contextLength: listing.contextLength,
-        payloadDigest: listing.payloadDigest,
-        payloadSize: listing.payloadSize,
-        status: "pending",
-        createdAt: wholeSeconds(new Date()),
-      })) as unknown as InsertResult;
+      const [result] = (await insertListing().execute({ ...listing, createdAt: wholeSeconds(new Date()) })) as unknown as InsertResult;
       return result.insertId;
     },
 
     async findListing(id) {
-      const rows = await db.select(exchangeColumns).from(ex).where(and(eq(ex.id, id), isListing(ex))).limit(1);
-      return rows[0] ?? null;
+      return (await listingById().execute({ id }))[0] ?? null;
     },
 
     async browseListings(filter) {
-      return db
-        .select(exchangeColumns)
-        .from(ex)
-        .where(listingBrowseWhere(ex, filter))
-        .orderBy(desc(ex.createdAt), desc(ex.id))
-        .limit(filter.limit)
-        .offset(filter.offset);
+      return listingPages.get(filterShape(filter), () => prepareListingPage(filter)).execute(pageValues(filter));
     },
 
     async findPurchase(listingId, buyerId) {
-      const rows = await db
-        .select(exchangeColumns)
-        .from(ex)
-        .where(and(eq(ex.listingId, listingId), eq(ex.buyerId, buyerId), eq(ex.status, "completed")))
-        .limit(1);
+      const rows = await purchaseOf().execute({ listingId, buyerId });
       if (rows[0]) return rows[0];
       // The older code sold a listing by completing the listing row itself.
-      const legacy = await db
-        .select(exchangeColumns)
-        .from(ex)
-        .where(and(eq(ex.id, listingId), eq(ex.buyerId, buyerId), eq(ex.status, "completed"), isListing(ex)))
-        .limit(1);
-      return legacy[0] ?? null;
+      return (await legacyPurchaseOf().execute({ listingId, buyerId }))[0] ?? null;
     },
 
     async recordPurchase({ listing, buyerId, targetModel }) {
@@ -140,14 +201,13 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       // returns the winner's purchase. (mysql2 sets CLIENT_FOUND_ROWS, so ON DUPLICATE KEY
       // UPDATE could not tell an insert from a duplicate by affectedRows.)
       try {
-        const [result] = (await db.insert(ex).values({
+        const [result] = (await insertPurchase().execute({
           sellerId: listing.sellerId,
           buyerId,
           memoryType: listing.memoryType,
           sourceModel: listing.sourceModel,
           targetModel,
           priceCents: listing.priceCents,
-          status: "completed",
           listingId: listing.id,
           payloadDigest: listing.payloadDigest,
           payloadSize: listing.payloadSize,
@@ -184,13 +244,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     findChain,
 
     async browseChains(filter) {
-      return db
-        .select(chainColumns)
-        .from(rc)
-        .where(chainBrowseWhere(rc, filter))
-        .orderBy(desc(rc.createdAt), desc(rc.id))
-        .limit(filter.limit)
-        .offset(filter.offset);
+      return chainPages.get(filterShape(filter), () => prepareChainPage(filter)).execute(pageValues(filter));
     },
 
     async recordChainUse({ chain, userId, priceCents, targetModel }) {

@@ -2,6 +2,7 @@ import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { isMigrated } from "../db/migrate.js";
 import type { SqliteDatabase } from "../db/open-database.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/sqlite-schema.js";
+import { filterShape, lazy, placeholderFilter, StatementCache } from "./prepared.js";
 import { createSqlitePayloadStore } from "./sqlite-payload-store.js";
 import {
   chainBrowseWhere,
@@ -12,7 +13,7 @@ import {
   toApiKeyRow,
   tradesWhere,
 } from "./queries.js";
-import { ChainUnavailableError, type ChainRow, type ExchangeRow, type Store } from "./store.js";
+import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRow, type ListingFilter, type Store } from "./store.js";
 
 const exchangeColumns = {
   id: ex.id,
@@ -76,23 +77,94 @@ const apiKeyColumns = {
  */
 export function createSqliteStore(database: SqliteDatabase): Store {
   const { db } = database;
+  const ph = sql.placeholder;
 
-  const findExchange = (id: number): ExchangeRow | null =>
-    db.select(exchangeColumns).from(ex).where(eq(ex.id, id)).get() ?? null;
-  const findChain = (id: number): ChainRow | null => db.select(chainColumns).from(rc).where(eq(rc.id, id)).get() ?? null;
+  // The hot statements, prepared once (prepared.ts).
+  const exchangeById = lazy(() => db.select(exchangeColumns).from(ex).where(eq(ex.id, ph("id"))).prepare());
+  const chainById = lazy(() => db.select(chainColumns).from(rc).where(eq(rc.id, ph("id"))).prepare());
+  const listingById = lazy(() => db.select(exchangeColumns).from(ex).where(and(eq(ex.id, ph("id")), isListing(ex))).prepare());
+  const purchaseOf = lazy(() =>
+    db
+      .select(exchangeColumns)
+      .from(ex)
+      .where(and(eq(ex.listingId, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed")))
+      .prepare(),
+  );
+  // The older code sold a listing by completing the listing row itself.
+  const legacyPurchaseOf = lazy(() =>
+    db
+      .select(exchangeColumns)
+      .from(ex)
+      .where(and(eq(ex.id, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed"), isListing(ex)))
+      .prepare(),
+  );
+  const insertListing = lazy(() =>
+    db
+      .insert(ex)
+      .values({
+        sellerId: ph("sellerId"),
+        buyerId: 0,
+        memoryType: ph("memoryType"),
+        sourceModel: ph("sourceModel"),
+        priceCents: ph("priceCents"),
+        description: ph("description"),
+        tokenCount: ph("tokenCount"),
+        contextLength: ph("contextLength"),
+        payloadDigest: ph("payloadDigest"),
+        payloadSize: ph("payloadSize"),
+        status: "pending",
+      })
+      .prepare(),
+  );
+  const insertPurchase = lazy(() =>
+    db
+      .insert(ex)
+      .values({
+        sellerId: ph("sellerId"),
+        buyerId: ph("buyerId"),
+        memoryType: ph("memoryType"),
+        sourceModel: ph("sourceModel"),
+        targetModel: ph("targetModel"),
+        priceCents: ph("priceCents"),
+        status: "completed",
+        listingId: ph("listingId"),
+        payloadDigest: ph("payloadDigest"),
+        payloadSize: ph("payloadSize"),
+      })
+      .onConflictDoNothing()
+      .prepare(),
+  );
+  const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
+  const prepareListingPage = (filter: ListingFilter) =>
+    db
+      .select(exchangeColumns)
+      .from(ex)
+      .where(listingBrowseWhere(ex, placeholderFilter(filter)))
+      .orderBy(desc(ex.createdAt), desc(ex.id))
+      .limit(ph("limit"))
+      .offset(ph("offset"))
+      .prepare();
+  const chainPages = new StatementCache<ReturnType<typeof prepareChainPage>>();
+  const prepareChainPage = (filter: ChainFilter) =>
+    db
+      .select(chainColumns)
+      .from(rc)
+      .where(chainBrowseWhere(rc, placeholderFilter(filter)))
+      .orderBy(desc(rc.createdAt), desc(rc.id))
+      .limit(ph("limit"))
+      .offset(ph("offset"))
+      .prepare();
+  /** A page's placeholder values, dates in driver form. */
+  const pageValues = (filter: ListingFilter | ChainFilter) => ({
+    ...filter,
+    afterCreatedAt: filter.after ? ex.createdAt.mapToDriverValue(filter.after.createdAt) : undefined,
+    afterId: filter.after?.id,
+  });
+
+  const findExchange = (id: number): ExchangeRow | null => exchangeById().get({ id }) ?? null;
+  const findChain = (id: number): ChainRow | null => chainById().get({ id }) ?? null;
   const findPurchase = (listingId: number, buyerId: number): ExchangeRow | null =>
-    db
-      .select(exchangeColumns)
-      .from(ex)
-      .where(and(eq(ex.listingId, listingId), eq(ex.buyerId, buyerId), eq(ex.status, "completed")))
-      .get() ??
-    // The older code sold a listing by completing the listing row itself.
-    db
-      .select(exchangeColumns)
-      .from(ex)
-      .where(and(eq(ex.id, listingId), eq(ex.buyerId, buyerId), eq(ex.status, "completed"), isListing(ex)))
-      .get() ??
-    null;
+    purchaseOf().get({ listingId, buyerId }) ?? legacyPurchaseOf().get({ listingId, buyerId }) ?? null;
   const findApiKey = (id: number) => {
     const row = db.select(apiKeyColumns).from(apiKeys).where(eq(apiKeys.id, id)).get();
     return row ? toApiKeyRow(row) : null;
@@ -102,60 +174,32 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     dialect: "sqlite",
 
     async insertListing(listing) {
-      const result = db
-        .insert(ex)
-        .values({
-          sellerId: listing.sellerId,
-          buyerId: 0,
-          memoryType: listing.memoryType,
-          sourceModel: listing.sourceModel,
-          priceCents: listing.priceCents,
-          description: listing.description,
-          tokenCount: listing.tokenCount,
-          contextLength: listing.contextLength,
-          payloadDigest: listing.payloadDigest,
-          payloadSize: listing.payloadSize,
-          status: "pending",
-        })
-        .run();
-      return Number(result.lastInsertRowid);
+      return Number(insertListing().run({ ...listing }).lastInsertRowid);
     },
 
     async findListing(id) {
-      return db.select(exchangeColumns).from(ex).where(and(eq(ex.id, id), isListing(ex))).get() ?? null;
+      return listingById().get({ id }) ?? null;
     },
 
     async browseListings(filter) {
-      return db
-        .select(exchangeColumns)
-        .from(ex)
-        .where(listingBrowseWhere(ex, filter))
-        .orderBy(desc(ex.createdAt), desc(ex.id))
-        .limit(filter.limit)
-        .offset(filter.offset)
-        .all();
+      return listingPages.get(filterShape(filter), () => prepareListingPage(filter)).all(pageValues(filter));
     },
 
     findPurchase: async (listingId, buyerId) => findPurchase(listingId, buyerId),
 
     async recordPurchase({ listing, buyerId, targetModel }) {
       // The unique index (listing_id, buyer_id) decides: a duplicate inserts nothing.
-      const result = db
-        .insert(ex)
-        .values({
-          sellerId: listing.sellerId,
-          buyerId,
-          memoryType: listing.memoryType,
-          sourceModel: listing.sourceModel,
-          targetModel,
-          priceCents: listing.priceCents,
-          status: "completed",
-          listingId: listing.id,
-          payloadDigest: listing.payloadDigest,
-          payloadSize: listing.payloadSize,
-        })
-        .onConflictDoNothing()
-        .run();
+      const result = insertPurchase().run({
+        sellerId: listing.sellerId,
+        buyerId,
+        memoryType: listing.memoryType,
+        sourceModel: listing.sourceModel,
+        targetModel,
+        priceCents: listing.priceCents,
+        listingId: listing.id,
+        payloadDigest: listing.payloadDigest,
+        payloadSize: listing.payloadSize,
+      });
       if (result.changes === 1) return { trade: findExchange(Number(result.lastInsertRowid))!, created: true };
       const existing = findPurchase(listing.id, buyerId);
       if (!existing) throw new Error("purchase conflict without an existing purchase");
@@ -186,14 +230,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     findChain: async (id) => findChain(id),
 
     async browseChains(filter) {
-      return db
-        .select(chainColumns)
-        .from(rc)
-        .where(chainBrowseWhere(rc, filter))
-        .orderBy(desc(rc.createdAt), desc(rc.id))
-        .limit(filter.limit)
-        .offset(filter.offset)
-        .all();
+      return chainPages.get(filterShape(filter), () => prepareChainPage(filter)).all(pageValues(filter));
     },
 
     async recordChainUse({ chain, userId, priceCents, targetModel }) {
@@ -223,8 +260,9 @@ export function createSqliteStore(database: SqliteDatabase): Store {
               payloadSize: chain.payloadSize,
             })
             .run();
-          const trade = tx.select(exchangeColumns).from(ex).where(eq(ex.id, Number(insert.lastInsertRowid))).get()!;
-          const updated = tx.select(chainColumns).from(rc).where(eq(rc.id, chain.id)).get()!;
+          // Same connection, so the prepared reads take part in the transaction.
+          const trade = findExchange(Number(insert.lastInsertRowid))!;
+          const updated = findChain(chain.id)!;
           return { trade, chain: updated };
         },
         { behavior: "immediate" },

@@ -1,0 +1,51 @@
+import { sql } from "drizzle-orm";
+import type { Cursor } from "./store.js";
+
+/**
+ * Prepared statements for the stores. Drizzle rebuilds a query's SQL on
+ * every call (and better-sqlite3 recompiles it): in the bench profile of a
+ * purchase, query building and sqlite3_prepare took over half the CPU.
+ * Statements are built on first use (so a store can be created before the
+ * migrations ran) and reused with placeholder values.
+ *
+ * Placeholders in conditions bypass Drizzle's column encoders: callers pass
+ * driver values (`column.mapToDriverValue(…)`) for dates and money.
+ */
+export function lazy<T>(build: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= build());
+}
+
+interface Filter {
+  limit: number;
+  offset: number;
+  after?: Cursor;
+}
+
+/** Which optional filters are present: browse pages get one statement per combination. */
+export function filterShape(filter: Filter): string {
+  let shape = "";
+  for (const name in filter)
+    if ((filter as unknown as Record<string, unknown>)[name] !== undefined && name !== "limit" && name !== "offset") shape += `${name},`;
+  return shape;
+}
+
+/** The filter with each present value replaced by a placeholder of its name (the cursor by `afterCreatedAt`, `afterId`). */
+export function placeholderFilter<F extends Filter>(filter: F): F {
+  const out: Record<string, unknown> = {};
+  for (const name in filter) {
+    if ((filter as unknown as Record<string, unknown>)[name] === undefined) continue;
+    out[name] = name === "after" ? { createdAt: sql.placeholder("afterCreatedAt"), id: sql.placeholder("afterId") } : sql.placeholder(name);
+  }
+  return out as F;
+}
+
+/** One statement per key (a filter shape), built on first use. */
+export class StatementCache<S> {
+  private readonly statements = new Map<string, S>();
+  get(key: string, build: () => S): S {
+    let statement = this.statements.get(key);
+    if (!statement) this.statements.set(key, (statement = build()));
+    return statement;
+  }
+}
