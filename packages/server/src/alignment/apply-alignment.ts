@@ -16,7 +16,6 @@ import {
   float64ArrayBytes,
   type AlignmentMetrics,
   type AlignmentTensorMetrics,
-  type ParsedKvCache,
   type ParsedTensor,
 } from "@memory-exchange/shared";
 import type { Weights } from "./matrix-weights.js";
