@@ -549,8 +549,8 @@ for (const dialect of await testDialects()) {
           `INSERT INTO reasoning_chains (creator_id, chain_name, description, category, kv_cache_snapshot, source_model, price_per_use, status) VALUES (7, 'legacy', 'legacy', 'legacy', ?, 'gpt-4', ${price}, 'active')`,
           [JSON.stringify(LEGACY_CHAIN_SNAPSHOT)],
         );
-        const [{ id: memoryId }] = await queryRows<{ id: number }>(s.server, "SELECT MAX(id) AS id FROM memory_exchanges");
-        const [{ id: chainId }] = await queryRows<{ id: number }>(s.server, "SELECT MAX(id) AS id FROM reasoning_chains");
+        const { id: memoryId } = (await queryRows<{ id: number }>(s.server, "SELECT MAX(id) AS id FROM memory_exchanges"))[0]!;
+        const { id: chainId } = (await queryRows<{ id: number }>(s.server, "SELECT MAX(id) AS id FROM reasoning_chains"))[0]!;
 
         const bought = await buyer.memory.purchase.mutate({ memoryId: Number(memoryId), targetModel: "llama-3-8b" });
         expect(bought.memory.kvCacheData).toEqual(LEGACY_KV);
