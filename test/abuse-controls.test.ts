@@ -85,6 +85,9 @@ for (const dialect of await testDialects()) {
         const anonymous = await Promise.all(Array.from({ length: 7 }, () => rawRequest(`${s.url}/api/v1/stats`)));
         expect(anonymous.filter((r) => r.status === 401)).toHaveLength(5);
         expect(anonymous.filter((r) => r.status === 429)).toHaveLength(2);
+        // Made-up keys count against the sender's address too: rotating them does not escape the limit.
+        const forged = await Promise.all(Array.from({ length: 3 }, (_, i) => rawRequest(`${s.url}/api/v1/stats`, { headers: bearer(`mx_forged${i}`) })));
+        expect(forged.map((r) => r.status)).toEqual([429, 429, 429]);
         for (let i = 0; i < 10; i++) expect((await rawRequest(`${s.url}/health`)).status).toBe(200);
       });
     });

@@ -1,10 +1,9 @@
-import { createHash } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
 import underPressure from "@fastify/under-pressure";
 import type { FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Config } from "../config.js";
-import { presentedApiKey } from "../domain/api-keys.js";
+import { presentedApiKey, type ApiKeyVerifier } from "../domain/api-keys.js";
 import { DomainError } from "../errors.js";
 import { sendError } from "./envelope.js";
 
@@ -13,19 +12,25 @@ export interface AbuseControlsOptions {
   underPressure: Config["underPressure"];
   /** longest time from routing to the reply (0: none) */
   requestTimeoutMs: number;
+  keys: ApiKeyVerifier;
 }
 
 /** Liveness and scraping stay answerable whatever the load, so orchestrators see the truth. */
 const EXEMPT = new Set(["/health", "/ready", "/metrics"]);
 const isExempt = (request: FastifyRequest) => EXEMPT.has(request.url.split("?")[0]!);
 
-/** Requests are counted per API key (its hash: the key itself is never kept), else per client address. */
-function rateLimitKey(request: FastifyRequest): string {
+/**
+ * Requests are counted per valid API key (by its id), else per client
+ * address: made-up keys share their sender's bucket, so rotating them does
+ * not escape the limit.
+ */
+async function rateLimitKey(keys: ApiKeyVerifier, request: FastifyRequest): Promise<string> {
   const key = presentedApiKey((name) => {
     const value = request.headers[name];
     return Array.isArray(value) ? value[0] : value;
   });
-  return key ? `key:${createHash("sha256").update(key).digest("hex")}` : `ip:${request.ip}`;
+  const row = key ? await keys.verify(key).catch(() => null) : null;
+  return row ? `key:${row.id}` : `ip:${request.ip}`;
 }
 
 /**
@@ -72,7 +77,7 @@ export const abuseControls = fp<AbuseControlsOptions>(
       await app.register(rateLimit, {
         max: options.rateLimit.max,
         timeWindow: options.rateLimit.windowMs,
-        keyGenerator: rateLimitKey,
+        keyGenerator: (request) => rateLimitKey(options.keys, request),
         allowList: (request) => isExempt(request),
         errorResponseBuilder: (_request, context) => {
           const seconds = Math.max(1, Math.ceil(context.ttl / 1000));

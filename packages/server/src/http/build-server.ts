@@ -73,7 +73,7 @@ export async function buildServer(config: Config, options: { database?: Database
   installMetrics(app, { database, port: config.metricsPort, host: config.host });
   closeConnectionsWhenDrained(app);
   app.setErrorHandler(handleHttpError);
-  await app.register(abuseControls, { rateLimit: config.rateLimit, underPressure: config.underPressure, requestTimeoutMs: config.requestTimeoutMs });
+  await app.register(abuseControls, { rateLimit: config.rateLimit, underPressure: config.underPressure, requestTimeoutMs: config.requestTimeoutMs, keys });
   await app.register(idempotencyPlugin, { services, database, leaseMs: 2 * (config.requestTimeoutMs || 300_000) });
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new DomainError("NOT_FOUND", `No route ${request.method} ${request.url.split("?")[0]}`)),
