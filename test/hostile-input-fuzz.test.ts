@@ -75,6 +75,7 @@ const kvCacheData = fc.oneof(
 );
 
 const publishInput = fc.oneof(
+  { weight: 2, arbitrary: fc.nat({ max: 9 }).map((i) => ({ memoryType: "kv_cache", kvCacheData: kvCache("llama-3-8b", i), price: 1 + i / 100 })) },
   { weight: 6, arbitrary: fc.record(
     {
       memoryType: fc.oneof(fc.constantFrom("kv_cache", "reasoning_chain", "long_term_memory"), hostileString, hostileNumber),
@@ -92,12 +93,15 @@ const idValue = (existing: () => number[]) =>
 
 const purchaseInput = (existing: () => number[]) =>
   fc.oneof(
+    // a valid request as is: keeps successes in every run, so the fuzz never exercises only the parser
+    { weight: 2, arbitrary: fc.nat({ max: 5 }).map((i) => ({ memoryId: existing()[i % existing().length]!, targetModel: "llama-3-8b" })) },
     { weight: 6, arbitrary: fc.record({ memoryId: idValue(existing), targetModel: modelName }, { requiredKeys: [] }) },
     { weight: 1, arbitrary: anyJson },
   );
 
 const useInput = (existing: () => number[]) =>
   fc.oneof(
+    { weight: 2, arbitrary: fc.nat({ max: 5 }).map((i) => ({ chainId: existing()[i % existing().length]!, inputData: { query: "q" }, targetModel: "gpt-4" })) },
     { weight: 6, arbitrary: fc.record(
       {
         chainId: idValue(existing),
