@@ -86,8 +86,70 @@ for (const dialect of await testDialects()) {
       const { memoryId: next } = await seller.memory.publish.mutate({ memoryType: "long_term_memory", kvCacheData: kvCache("m", 4), price: 1 });
       expect(ids(await buyer.memory.browse.query({ memoryType: "long_term_memory" }))).toEqual([next, outside, ...cached]);
     });
+
+    test("REST browse and stats: rendered responses follow writes here at once, other writes after the TTL, and check the key on every hit", async () => {
+      const reader = await s.createKey(40, ["read"]);
+      const get = async (path: string, key = reader) => {
+        const response = await fetch(`${s.url}/api/v1${path}`, { headers: { authorization: `Bearer ${key}` } });
+        return { status: response.status, text: await response.text() };
+      };
+      const browse = "/memory/browse?memory_type=reasoning_chain&limit=5";
+      const restIds = (text: string) => (JSON.parse(text) as { data: { memories: { id: number }[] } }).data.memories.map((m) => m.id);
+
+      const first = await get(browse);
+      const second = await get(browse);
+      expect(second).toEqual(first); // a hit is the same bytes as the render
+
+      const { memoryId } = await seller.memory.publish.mutate({ memoryType: "reasoning_chain", kvCacheData: kvCache("m", 5), price: 3 });
+      const afterPublish = await get(browse);
+      expect(restIds(afterPublish.text)[0]).toBe(memoryId);
+
+      const template = (await elsewhere.findListing(memoryId))!;
+      const outside = await elsewhere.insertListing({ ...template, sellerId: 12, sourceModel: "m", payloadDigest: template.payloadDigest!, payloadSize: template.payloadSize! });
+      expect(await get(browse)).toEqual(afterPublish); // written elsewhere: served after the TTL (600 s here)
+
+      // Every hit still authenticates and checks the scope.
+      expect((await get(browse, "mx_made_up_key")).status).toBe(401);
+      expect((await get(browse, await s.createKey(41, ["trade"]))).status).toBe(403);
+      const revoked = await s.createKey(42, ["read"]);
+      expect((await get(browse, revoked)).status).toBe(200);
+      const admin = await s.client(1, { scopes: ["admin"] });
+      const { keys } = await admin.apiKeys.list.query({ userId: 42 });
+      await admin.apiKeys.revoke.mutate({ id: keys[0]!.id });
+      expect((await get(browse, revoked)).status).toBe(401);
+
+      const statsBefore = JSON.parse((await get("/stats")).text) as { data: { total_transactions: number } };
+      await buyer.memory.purchase.mutate({ memoryId, targetModel: "m" });
+      const statsAfter = JSON.parse((await get("/stats")).text) as { data: { total_transactions: number } };
+      expect(statsAfter.data.total_transactions).toBe(statsBefore.data.total_transactions + 1);
+
+      const { memoryId: next } = await seller.memory.publish.mutate({ memoryType: "reasoning_chain", kvCacheData: kvCache("m", 6), price: 3 });
+      expect(restIds((await get(browse)).text).slice(0, 3)).toEqual([next, outside, memoryId]);
+    });
   });
 }
+
+describe("REST response cache with a short TTL", () => {
+  test("a write made elsewhere shows once the TTL has passed", async () => {
+    const s = await startTestServer("sqlite", { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "200" });
+    const direct = openDatabase(parseDatabaseUrl(s.database.url));
+    try {
+      const seller = await s.client(10);
+      const key = await s.createKey(20, ["read"]);
+      const { memoryId } = await seller.memory.publish.mutate({ memoryType: "kv_cache", kvCacheData: kvCache("m", 1), price: 2 });
+      const browse = async () =>
+        ((await (await fetch(`${s.url}/api/v1/memory/browse`, { headers: { authorization: `Bearer ${key}` } })).json()) as { data: { count: number } }).data.count;
+      expect(await browse()).toBe(1);
+      const template = (await createStore(direct).findListing(memoryId))!;
+      await createStore(direct).insertListing({ ...template, sellerId: 12, sourceModel: "m", payloadDigest: template.payloadDigest!, payloadSize: template.payloadSize! });
+      await new Promise((resolve) => setTimeout(resolve, 450)); // past the TTL of the response and of the store entry below it
+      expect(await browse()).toBe(2);
+    } finally {
+      await direct.close();
+      await s.close();
+    }
+  });
+});
 
 describe("read cache off (MEMORY_EXCHANGE_READ_CACHE_TTL_MS=0)", () => {
   let s: TestServer;

@@ -106,7 +106,7 @@ export async function buildServer(config: Config, options: { database?: Database
         }),
     } satisfies FastifyTRPCPluginOptions<AppRouter>["trpcOptions"],
   });
-  await registerRestApi(app, { services, corsOrigins: config.corsOrigins });
+  await registerRestApi(app, { services, corsOrigins: config.corsOrigins, responseCacheTtlMs: config.readCacheTtlMs });
   await app.register(payloadRoutes, { services, maxUploadBytes: config.maxUploadBytes });
 
   let closing: Promise<void> | undefined;

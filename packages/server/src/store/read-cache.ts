@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Store } from "./store.js";
 
 /**
@@ -20,6 +21,22 @@ import type { Store } from "./store.js";
  * A purchase adds a trade row, never changes a listing row, so listing pages stay.
  */
 type Group = "listings" | "chains" | "stats";
+export type ReadCacheGroup = Group;
+
+/**
+ * Reads run inside `bypassReadCache` go to the database (and refresh the
+ * cache). A response cache in front of the store builds its entries this way,
+ * so what it serves is never older than one TTL either.
+ */
+const bypass = new AsyncLocalStorage<true>();
+export const bypassReadCache = <T>(read: () => Promise<T>): Promise<T> => bypass.run(true, read);
+
+const groupsOf = new WeakMap<Store, Record<Group, { generation: number }>>();
+
+/** The group's invalidation counter (bumped by every write through the store), or undefined when the store is not cached. */
+export function readCacheGeneration(store: Store, group: Group): number | undefined {
+  return groupsOf.get(store)?.[group].generation;
+}
 
 const CACHED_READS = { browseListings: "listings", browseChains: "chains", stats: "stats" } as const satisfies Partial<Record<keyof Store, Group>>;
 
@@ -102,7 +119,7 @@ export function withReadCache(store: Store, options: ReadCacheOptions): Store {
       cached[name] = async (...args: unknown[]) => {
         const key = args.length ? JSON.stringify(args) : "";
         const now = Date.now();
-        const hit = cache.entries.get(key);
+        const hit = bypass.getStore() ? undefined : cache.entries.get(key);
         if (hit && hit.expiresAt > now) return hit.value;
         const generation = cache.generation;
         const value = await method(...args);
@@ -125,5 +142,6 @@ export function withReadCache(store: Store, options: ReadCacheOptions): Store {
       };
     }
   }
+  groupsOf.set(cached as unknown as Store, groups);
   return cached as unknown as Store;
 }

@@ -1,5 +1,6 @@
 import fastifyCors from "@fastify/cors";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { authenticate, requireScope } from "../../domain/api-keys.js";
 import { DomainError } from "../../errors.js";
 import { appRouter } from "../../trpc/root.js";
 import { classifyError, createCallerFactory, createContext, type Services } from "../../trpc/trpc.js";
@@ -8,6 +9,7 @@ import { restDetails } from "./case-mapping.js";
 import { registerDocs } from "./docs.js";
 import { buildOpenApiDocument, type OpenApiDocument, type OpenApiPaths } from "./openapi.js";
 import { restOperations, type RestOperation } from "./rest-operations.js";
+import { RestResponseCache } from "./response-cache.js";
 import { REST_BASE } from "./route-table.js";
 
 declare module "fastify" {
@@ -23,7 +25,11 @@ export interface RestApiOptions {
   corsOrigins: string[];
   /** hand-written path items for routes registered outside the route table */
   extraOpenApiPaths?: OpenApiPaths;
+  /** TTL of rendered responses of cacheable routes (`MEMORY_EXCHANGE_READ_CACHE_TTL_MS`); 0 = off */
+  responseCacheTtlMs?: number;
 }
+
+const JSON_TYPE = "application/json; charset=utf-8";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -38,7 +44,7 @@ function restError(error: DomainError, op: RestOperation): DomainError {
   return new DomainError(error.code, message, details, error.retryAfter);
 }
 
-function handlerFor(op: RestOperation, services: Services) {
+function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: number) {
   const { route } = op;
   const segments = route.procedure.split(".");
   const readInput: (request: FastifyRequest) => unknown = {
@@ -48,22 +54,42 @@ function handlerFor(op: RestOperation, services: Services) {
     none: () => undefined,
   }[route.input];
 
-  return async (request: FastifyRequest, reply: FastifyReply) => {
+  const contextOf = (request: FastifyRequest) =>
     // The same context the /trpc endpoint builds: auth, scopes and X-User-Id are the procedure's business.
-    const ctx = createContext(services, {
+    createContext(services, {
       requestId: request.id,
       header: (name) => {
         const value = request.headers[name];
         return Array.isArray(value) ? value[0] : value;
       },
     });
+
+  const render = async (request: FastifyRequest) => {
+    let procedure: unknown = createCaller(contextOf(request));
+    for (const segment of segments) procedure = (procedure as Record<string, unknown>)[segment];
+    const output = await (procedure as (input: unknown) => Promise<Record<string, unknown>>)(readInput(request));
+    const data = op.toRest(output) as Record<string, unknown>;
+    if (route.message) data.message = route.message(output);
+    return ok(data);
+  };
+
+  const cache = route.cache ? new RestResponseCache(services.store, route.cache, responseCacheTtlMs) : undefined;
+  if (cache?.enabled)
+    return async (request: FastifyRequest, reply: FastifyReply) => {
+      try {
+        // Hits skip the procedure, so its tier's checks run here: the same functions, every request.
+        requireScope(await authenticate(services.keys, contextOf(request).header), route.scope);
+        const { status, body } =
+          cache.get(request.url) ?? (await cache.render(request.url, async () => ({ status: route.status, body: JSON.stringify(await render(request)) })));
+        return reply.code(status).type(JSON_TYPE).send(body);
+      } catch (error) {
+        return sendError(reply, restError(classifyError(error), op));
+      }
+    };
+
+  return async (request: FastifyRequest, reply: FastifyReply) => {
     try {
-      let procedure: unknown = createCaller(ctx);
-      for (const segment of segments) procedure = (procedure as Record<string, unknown>)[segment];
-      const output = await (procedure as (input: unknown) => Promise<Record<string, unknown>>)(readInput(request));
-      const data = op.toRest(output) as Record<string, unknown>;
-      if (route.message) data.message = route.message(output);
-      return reply.code(route.status).send(ok(data));
+      return reply.code(route.status).send(await render(request));
     } catch (error) {
       return sendError(reply, restError(classifyError(error), op));
     }
@@ -91,7 +117,7 @@ export async function registerRestApi(app: FastifyInstance, options: RestApiOpti
 
   const operations = restOperations();
   for (const op of operations) {
-    const handler = handlerFor(op, services);
+    const handler = handlerFor(op, services, options.responseCacheTtlMs ?? 0);
     app.route({ method: op.route.method, url: REST_BASE + op.route.path, handler });
     app.route({ method: op.route.method, url: op.route.path, handler });
   }

@@ -1,3 +1,4 @@
+import type { ReadCacheGroup } from "../../store/read-cache.js";
 import type { ProcedurePath } from "./procedure-schemas.js";
 
 /** Where a route's procedure input comes from. */
@@ -17,8 +18,13 @@ export interface RestRoute {
   tag: "memory" | "reasoning-chain" | "stats" | "alignment";
   summary: string;
   description?: string;
-  /** the scope the procedure's tier requires (documentation only: the procedure enforces it) */
+  /** the scope the procedure's tier requires (the procedure enforces it; a cached response checks it too) */
   scope: "read" | "trade";
+  /**
+   * The same answer for every caller with `scope`: the rendered response is
+   * cached (see response-cache.ts), invalidated with this read-cache group.
+   */
+  cache?: ReadCacheGroup;
   /** extra REST names for an input field: `chain_type` → `category` */
   aliases?: Record<string, string>;
   /** path parameter → input field (`id` → `memoryId`) */
@@ -72,6 +78,7 @@ export const REST_ROUTES: readonly RestRoute[] = [
   },
   {
     operationId: "browseMemories",
+    cache: "listings",
     method: "GET",
     path: "/memory/browse",
     procedure: "memory.browse",
@@ -143,6 +150,7 @@ export const REST_ROUTES: readonly RestRoute[] = [
   },
   {
     operationId: "browseReasoningChains",
+    cache: "chains",
     method: "GET",
     path: "/reasoning-chain/browse",
     procedure: "reasoningChain.browse",
@@ -168,6 +176,7 @@ export const REST_ROUTES: readonly RestRoute[] = [
   },
   {
     operationId: "getStats",
+    cache: "stats",
     method: "GET",
     path: "/stats",
     procedure: "stats.get",
