@@ -13,64 +13,18 @@ import {
   listingBrowseWhere,
   toApiKeyRow,
   tradesWhere,
+  API_KEY_COLUMNS,
+  CHAIN_COLUMNS,
+  EXCHANGE_COLUMNS,
+  pickColumns,
 } from "./queries.js";
 import { ChainUnavailableError, type ChainFilter, type ChainRow, type ListingFilter, type Store } from "./store.js";
 
-const exchangeColumns = {
-  id: ex.id,
-  sellerId: ex.sellerId,
-  buyerId: ex.buyerId,
-  memoryType: ex.memoryType,
-  kvCacheData: ex.kvCacheData,
-  sourceModel: ex.sourceModel,
-  targetModel: ex.targetModel,
-  contextLength: ex.contextLength,
-  tokenCount: ex.tokenCount,
-  priceCents: ex.priceCents,
-  qualityScore: ex.qualityScore,
-  status: ex.status,
-  createdAt: ex.createdAt,
-  description: ex.description,
-  listingId: ex.listingId,
-  chainId: ex.chainId,
-  payloadDigest: ex.payloadDigest,
-  payloadSize: ex.payloadSize,
-};
+const exchangeColumns = pickColumns(ex, EXCHANGE_COLUMNS);
 
-const chainColumns = {
-  id: rc.id,
-  creatorId: rc.creatorId,
-  chainName: rc.chainName,
-  description: rc.description,
-  category: rc.category,
-  inputExample: rc.inputExample,
-  outputExample: rc.outputExample,
-  kvCacheSnapshot: rc.kvCacheSnapshot,
-  sourceModel: rc.sourceModel,
-  stepCount: rc.stepCount,
-  avgQuality: rc.avgQuality,
-  reviewCount: rc.reviewCount,
-  pricePerUseCents: rc.pricePerUseCents,
-  usageCount: rc.usageCount,
-  totalRevenueCents: rc.totalRevenueCents,
-  status: rc.status,
-  createdAt: rc.createdAt,
-  payloadDigest: rc.payloadDigest,
-  payloadSize: rc.payloadSize,
-};
+const chainColumns = pickColumns(rc, CHAIN_COLUMNS);
 
-const apiKeyColumns = {
-  id: apiKeys.id,
-  userId: apiKeys.userId,
-  name: apiKeys.name,
-  keyHash: apiKeys.keyHash,
-  prefix: apiKeys.prefix,
-  scopes: apiKeys.scopes,
-  createdAt: apiKeys.createdAt,
-  lastUsedAt: apiKeys.lastUsedAt,
-  expiresAt: apiKeys.expiresAt,
-  revokedAt: apiKeys.revokedAt,
-};
+const apiKeyColumns = pickColumns(apiKeys, API_KEY_COLUMNS);
 
 /** MySQL TIMESTAMP keeps whole seconds; truncating here keeps cursors and reads consistent. */
 const wholeSeconds = (date: Date) => new Date(Math.floor(date.getTime() / 1000) * 1000);

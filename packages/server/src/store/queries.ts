@@ -110,3 +110,63 @@ export function parseScopes(text: string): Scope[] {
 export function toApiKeyRow(row: Omit<ApiKeyRow, "scopes"> & { scopes: string }): ApiKeyRow {
   return { ...row, scopes: parseScopes(row.scopes) };
 }
+
+/** The columns every store selects for a row type (ExchangeRow, ChainRow, ApiKeyRow), named once for both dialects. */
+export const EXCHANGE_COLUMNS = [
+  "id",
+  "sellerId",
+  "buyerId",
+  "memoryType",
+  "kvCacheData",
+  "sourceModel",
+  "targetModel",
+  "contextLength",
+  "tokenCount",
+  "priceCents",
+  "qualityScore",
+  "status",
+  "createdAt",
+  "description",
+  "listingId",
+  "chainId",
+  "payloadDigest",
+  "payloadSize",
+] as const;
+export const CHAIN_COLUMNS = [
+  "id",
+  "creatorId",
+  "chainName",
+  "description",
+  "category",
+  "inputExample",
+  "outputExample",
+  "kvCacheSnapshot",
+  "sourceModel",
+  "stepCount",
+  "avgQuality",
+  "reviewCount",
+  "pricePerUseCents",
+  "usageCount",
+  "totalRevenueCents",
+  "status",
+  "createdAt",
+  "payloadDigest",
+  "payloadSize",
+] as const;
+export const API_KEY_COLUMNS = [
+  "id",
+  "userId",
+  "name",
+  "keyHash",
+  "prefix",
+  "scopes",
+  "createdAt",
+  "lastUsedAt",
+  "expiresAt",
+  "revokedAt",
+] as const;
+
+/** `{ key: table.key }` for the given keys: a Drizzle selection of those columns. */
+export function pickColumns<T extends object, K extends keyof T>(table: T, keys: readonly K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((key) => [key, table[key]])) as Pick<T, K>;
+}
