@@ -44,7 +44,8 @@ const CONNECTION_CODES = new Set([
 ]);
 const BUSY_CODES = new Set(["SQLITE_BUSY", "SQLITE_LOCKED", "ER_LOCK_WAIT_TIMEOUT", "ER_LOCK_DEADLOCK", "ER_QUERY_INTERRUPTED"]);
 
-function* causes(error: unknown): Generator<unknown> {
+/** The error and its `cause` chain (bounded). */
+export function* causes(error: unknown): Generator<unknown> {
   for (let e = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) yield e;
 }
 

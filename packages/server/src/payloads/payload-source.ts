@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../domain/kv-cache-payloads.js";
 import { PAYLOAD_CHUNK_BYTES, type PayloadInfo, type PayloadStore } from "../store/payload-store.js";
 
 /** Chunks fetched per query while streaming: a few MiB in memory per download. */
@@ -43,7 +43,7 @@ export function storedPayloadSource(payloads: PayloadStore, info: PayloadInfo): 
 /** A payload built in memory (the older code's inline JSON, converted on the fly). */
 export function inMemoryPayloadSource(bytes: Uint8Array): PayloadSource {
   return {
-    digest: createHash("sha256").update(bytes).digest("hex"),
+    digest: sha256Hex(bytes),
     size: bytes.length,
     async *read(start, end) {
       for (let at = start; at <= end; at += PAYLOAD_CHUNK_BYTES) yield bytes.subarray(at, Math.min(end + 1, at + PAYLOAD_CHUNK_BYTES));

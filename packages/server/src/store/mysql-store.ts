@@ -1,4 +1,5 @@
 import { centsToDecimalString, decimalStringToCents } from "@memory-exchange/shared";
+import { causes } from "../errors.js";
 import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { isMigrated } from "../db/migrate.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/mysql-schema.js";
@@ -318,7 +319,6 @@ export function createMysqlStore(database: MysqlDatabase): Store {
 }
 
 function isDuplicateKey(error: unknown): boolean {
-  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++)
-    if ((e as { code?: unknown }).code === "ER_DUP_ENTRY") return true;
+  for (const e of causes(error)) if ((e as { code?: unknown }).code === "ER_DUP_ENTRY") return true;
   return false;
 }

@@ -54,15 +54,12 @@ function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: n
     none: () => undefined,
   }[route.input];
 
-  const contextOf = (request: FastifyRequest) =>
-    // The same context the /trpc endpoint builds: auth, scopes and X-User-Id are the procedure's business.
-    createContext(services, {
-      requestId: request.id,
-      header: (name) => {
-        const value = request.headers[name];
-        return Array.isArray(value) ? value[0] : value;
-      },
-    });
+  const headerOf = (request: FastifyRequest) => (name: string) => {
+    const value = request.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  // The same context the /trpc endpoint builds: auth, scopes and X-User-Id are the procedure's business.
+  const contextOf = (request: FastifyRequest) => createContext(services, { requestId: request.id, header: headerOf(request) });
 
   const render = async (request: FastifyRequest) => {
     let procedure: unknown = createCaller(contextOf(request));
@@ -78,7 +75,7 @@ function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: n
     return async (request: FastifyRequest, reply: FastifyReply) => {
       try {
         // Hits skip the procedure, so its tier's checks run here: the same functions, every request.
-        requireScope(await authenticate(services.keys, contextOf(request).header), route.scope);
+        requireScope(await authenticate(services.keys, headerOf(request)), route.scope);
         const { status, body } =
           cache.get(request.url) ?? (await cache.render(request.url, async () => ({ status: route.status, body: JSON.stringify(await render(request)) })));
         return reply.code(status).type(JSON_TYPE).send(body);
