@@ -4,6 +4,7 @@ import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import { ZodError } from "zod";
 import type { AlignmentRuntime } from "../alignment/alignment-runtime.js";
 import { authenticate, requireScope, type ApiKeyVerifier, type Principal } from "../domain/api-keys.js";
+import type { Scope } from "@memory-exchange/shared";
 import { DomainError, toDomainError } from "../errors.js";
 import type { Store } from "../store/store.js";
 import { wireTransformer } from "./wire-transformer.js";
@@ -71,8 +72,9 @@ export function zodDetails(error: ZodError): ErrorDetail[] {
 /** Anything a procedure threw, as a DomainError (the only kind that reaches clients). */
 export function classifyError(error: unknown): DomainError {
   const cause = error instanceof TRPCError ? error.cause : undefined;
-  if (cause instanceof ZodError || error instanceof ZodError) {
-    const zod = (cause ?? error) as ZodError;
+  // Input validation fails as BAD_REQUEST; a ZodError under any other code is an output that broke its schema (a bug: 500).
+  const zod = error instanceof ZodError ? error : error instanceof TRPCError && error.code === "BAD_REQUEST" && cause instanceof ZodError ? cause : undefined;
+  if (zod) {
     const details = zodDetails(zod);
     const summary = details.map((d) => `${d.path}: ${d.message}`).join("; ");
     // A value over a size limit (tensor elements, JSON field bytes) is 413, not 400.
@@ -93,7 +95,12 @@ export function toTRPCError(error: DomainError): TRPCError {
   return new TRPCError({ code: TRPC_CODES[ERROR_STATUS[error.code]] ?? "INTERNAL_SERVER_ERROR", message: error.message, cause: error });
 }
 
-const t = initTRPC.context<Context>().create({
+/** Procedure meta: the scope of its tier (none = public). */
+export interface ProcedureMeta {
+  scope?: Scope;
+}
+
+const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
   // superjson on the wire; outputs serialized by a fast, format-identical path (see wire-transformer.ts)
   transformer: wireTransformer,
   isDev: false,
@@ -116,33 +123,35 @@ const t = initTRPC.context<Context>().create({
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
-/** Every procedure: errors leave as DomainErrors; unknown ones are logged here and never shown. */
+/**
+ * A failed procedure as the DomainError its caller receives; unknown failures
+ * (and database outages) are logged here with the request id, never shown.
+ */
+export function reportFailure(ctx: Context, path: string, error: unknown): DomainError {
+  const domain = classifyError(error);
+  if (domain.code === "INTERNAL" || domain.code === "DATABASE_UNAVAILABLE")
+    ctx.services.log.error({ err: error instanceof TRPCError ? (error.cause ?? error) : error, path, requestId: ctx.requestId }, "procedure failed");
+  return domain;
+}
+
+/** Every procedure: errors leave as DomainErrors. */
 export const publicProcedure = t.procedure.use(async ({ ctx, next, path }) => {
   const result = await next();
   if (result.ok) return result;
-  const domain = classifyError(result.error);
-  if (domain.code === "INTERNAL" || domain.code === "DATABASE_UNAVAILABLE")
-    ctx.services.log.error({ err: result.error.cause ?? result.error, path, requestId: ctx.requestId }, "procedure failed");
-  throw toTRPCError(domain);
+  throw toTRPCError(reportFailure(ctx, path, result.error));
 });
 
-/** A valid API key; `ctx.principal` says who acts. */
-export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
-  const principal: Principal = await authenticate(ctx.services.keys, ctx.header);
-  return next({ ctx: { principal } });
-});
+/** A tier's rule: a valid API key carrying `scope`. The principal says who acts. */
+export async function authorize(ctx: Context, scope: Scope): Promise<Principal> {
+  const principal = await authenticate(ctx.services.keys, ctx.header);
+  requireScope(principal, scope);
+  return principal;
+}
 
-export const readProcedure = authedProcedure.use(({ ctx, next }) => {
-  requireScope(ctx.principal, "read");
-  return next();
-});
+/** One middleware per tier; the scope is also kept as meta so direct calls (direct-call.ts) apply the same rule. */
+const tier = (scope: Scope) =>
+  publicProcedure.meta({ scope }).use(async ({ ctx, next }) => next({ ctx: { principal: await authorize(ctx, scope) } }));
 
-export const tradeProcedure = authedProcedure.use(({ ctx, next }) => {
-  requireScope(ctx.principal, "trade");
-  return next();
-});
-
-export const adminProcedure = authedProcedure.use(({ ctx, next }) => {
-  requireScope(ctx.principal, "admin");
-  return next();
-});
+export const readProcedure = tier("read");
+export const tradeProcedure = tier("trade");
+export const adminProcedure = tier("admin");

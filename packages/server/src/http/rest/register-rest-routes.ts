@@ -1,9 +1,8 @@
 import fastifyCors from "@fastify/cors";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { authenticate, requireScope } from "../../domain/api-keys.js";
 import { DomainError } from "../../errors.js";
-import { appRouter } from "../../trpc/root.js";
-import { classifyError, createCallerFactory, createContext, type Services } from "../../trpc/trpc.js";
+import { directCall } from "../../trpc/direct-call.js";
+import { authorize, createContext, reportFailure, type Context, type Services } from "../../trpc/trpc.js";
 import { ok, sendError } from "../envelope.js";
 import { restDetails } from "./case-mapping.js";
 import { registerDocs } from "./docs.js";
@@ -31,8 +30,6 @@ export interface RestApiOptions {
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
-const createCaller = createCallerFactory(appRouter);
-
 
 /** Validation paths in the REST spelling (`kv_cache_data.keys[0]`), message rebuilt to match. */
 function restError(error: DomainError, op: RestOperation): DomainError {
@@ -46,7 +43,7 @@ function restError(error: DomainError, op: RestOperation): DomainError {
 
 function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: number) {
   const { route } = op;
-  const segments = route.procedure.split(".");
+  const call = directCall(route.procedure);
   const readInput: (request: FastifyRequest) => unknown = {
     body: (request: FastifyRequest) => op.input.fromBody(request.body ?? {}),
     query: (request: FastifyRequest) => op.input.fromQuery(request.query as Record<string, unknown>),
@@ -54,48 +51,52 @@ function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: n
     none: () => undefined,
   }[route.input];
 
-  const headerOf = (request: FastifyRequest) => (name: string) => {
-    const value = request.headers[name];
-    return Array.isArray(value) ? value[0] : value;
-  };
   // The same context the /trpc endpoint builds: auth, scopes and X-User-Id are the procedure's business.
-  const contextOf = (request: FastifyRequest) => createContext(services, { requestId: request.id, header: headerOf(request) });
+  const contextOf = (request: FastifyRequest) =>
+    createContext(services, {
+      requestId: request.id,
+      header: (name) => {
+        const value = request.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      },
+    });
 
-  const render = async (request: FastifyRequest) => {
-    let procedure: unknown = createCaller(contextOf(request));
-    for (const segment of segments) procedure = (procedure as Record<string, unknown>)[segment];
-    const output = await (procedure as (input: unknown) => Promise<Record<string, unknown>>)(readInput(request));
+  const render = async (request: FastifyRequest, ctx: Context) => {
+    const output = (await call(ctx, readInput(request))) as Record<string, unknown>;
     const data = op.toRest(output) as Record<string, unknown>;
     if (route.message) data.message = route.message(output);
     return ok(data);
   };
+  const fail = (reply: FastifyReply, ctx: Context, error: unknown) => sendError(reply, restError(reportFailure(ctx, route.procedure, error), op));
 
   const cache = route.cache ? new RestResponseCache(services.store, route.cache, responseCacheTtlMs) : undefined;
   if (cache?.enabled)
     return async (request: FastifyRequest, reply: FastifyReply) => {
+      const ctx = contextOf(request);
       try {
-        // Hits skip the procedure, so its tier's checks run here: the same functions, every request.
-        requireScope(await authenticate(services.keys, headerOf(request)), route.scope);
+        // Hits skip the procedure, so its tier's rule runs here: the same function, every request.
+        await authorize(ctx, route.scope);
         const { status, body } =
-          cache.get(request.url) ?? (await cache.render(request.url, async () => ({ status: route.status, body: JSON.stringify(await render(request)) })));
+          cache.get(request.url) ?? (await cache.render(request.url, async () => ({ status: route.status, body: JSON.stringify(await render(request, ctx)) })));
         return reply.code(status).type(JSON_TYPE).send(body);
       } catch (error) {
-        return sendError(reply, restError(classifyError(error), op));
+        return fail(reply, ctx, error);
       }
     };
 
   return async (request: FastifyRequest, reply: FastifyReply) => {
+    const ctx = contextOf(request);
     try {
-      return reply.code(route.status).send(await render(request));
+      return reply.code(route.status).send(await render(request, ctx));
     } catch (error) {
-      return sendError(reply, restError(classifyError(error), op));
+      return fail(reply, ctx, error);
     }
   };
 }
 
 /**
  * The seed-compatible REST API: every route of the route table at `/api/v1`,
- * each calling its tRPC procedure through `createCaller`, plus CORS,
+ * each calling its tRPC procedure directly (`directCall`), plus CORS,
  * `/openapi.json` and `/docs`.
  *
  * Each route also answers without the `/api/v1` prefix: the seed's proxy

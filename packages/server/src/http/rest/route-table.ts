@@ -1,5 +1,5 @@
 import type { ReadCacheGroup } from "../../store/read-cache.js";
-import type { ProcedurePath } from "./procedure-schemas.js";
+import type { ProcedurePath } from "../../trpc/direct-call.js";
 
 /** Where a route's procedure input comes from. */
 export type InputSource = "body" | "query" | "path" | "none";
