@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql, type Column } from "drizzle-orm";
 import type { Cursor } from "./store.js";
 
 /**
@@ -48,4 +48,27 @@ export class StatementCache<S> {
     if (!statement) this.statements.set(key, (statement = build()));
     return statement;
   }
+}
+
+/**
+ * A decoder from driver rows (value arrays, in selection order) to row
+ * objects, compiled once from a flat selection with each column's own
+ * `mapFromDriverValue`. Drizzle's generic per-row mapping re-inspects every
+ * field of every row: ~45 µs of a 20-row browse page (a quarter of its query).
+ */
+type DecodedRow<Selection extends Record<string, Column>> = {
+  [K in keyof Selection]: Selection[K]["_"]["notNull"] extends true ? Selection[K]["_"]["data"] : Selection[K]["_"]["data"] | null;
+};
+
+export function compileRowDecoder<Selection extends Record<string, Column>>(selection: Selection): (values: unknown[]) => DecodedRow<Selection> {
+  const names = Object.keys(selection);
+  const columns = names.map((name) => selection[name]!);
+  return (values) => {
+    const row: Record<string, unknown> = {};
+    for (let i = 0; i < names.length; i++) {
+      const value = values[i];
+      row[names[i]!] = value === null || value === undefined ? null : columns[i]!.mapFromDriverValue(value);
+    }
+    return row as DecodedRow<Selection>;
+  };
 }

@@ -2,7 +2,7 @@ import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { isMigrated } from "../db/migrate.js";
 import type { SqliteDatabase } from "../db/open-database.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/sqlite-schema.js";
-import { filterShape, lazy, placeholderFilter, StatementCache } from "./prepared.js";
+import { compileRowDecoder, filterShape, lazy, placeholderFilter, StatementCache } from "./prepared.js";
 import { createSqlitePayloadStore } from "./sqlite-payload-store.js";
 import {
   chainBrowseWhere,
@@ -22,6 +22,10 @@ import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRo
 const exchangeColumns = pickColumns(ex, EXCHANGE_COLUMNS);
 
 const chainColumns = pickColumns(rc, CHAIN_COLUMNS);
+
+// Browse pages decode their rows with mappers compiled from the same selections (prepared.ts).
+const exchangeRow = compileRowDecoder(exchangeColumns);
+const chainRow = compileRowDecoder(chainColumns);
 
 const apiKeyColumns = pickColumns(apiKeys, API_KEY_COLUMNS);
 
@@ -136,7 +140,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     },
 
     async browseListings(filter) {
-      return listingPages.get(filterShape(filter), () => prepareListingPage(filter)).all(pageValues(filter));
+      return listingPages.get(filterShape(filter), () => prepareListingPage(filter)).values(pageValues(filter)).map(exchangeRow);
     },
 
     findPurchase: async (listingId, buyerId) => findPurchase(listingId, buyerId),
@@ -184,7 +188,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     findChain: async (id) => findChain(id),
 
     async browseChains(filter) {
-      return chainPages.get(filterShape(filter), () => prepareChainPage(filter)).all(pageValues(filter));
+      return chainPages.get(filterShape(filter), () => prepareChainPage(filter)).values(pageValues(filter)).map(chainRow);
     },
 
     async recordChainUse({ chain, userId, priceCents, targetModel }) {
