@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from "@trpc/server/adapters/fastify";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Config } from "../config.js";
 import { createAlignmentRuntime } from "../alignment/alignment-runtime.js";
@@ -9,14 +8,14 @@ import { ApiKeyVerifier } from "../domain/api-keys.js";
 import { DomainError } from "../errors.js";
 import { createStore } from "../store/create-store.js";
 import { withReadCache } from "../store/read-cache.js";
-import { appRouter, type AppRouter } from "../trpc/root.js";
-import { createContext, type Services } from "../trpc/trpc.js";
+import type { Services } from "../trpc/trpc.js";
 import { VERSION } from "../version.js";
 import { abuseControls } from "./abuse-controls.js";
 import { handleClientError, handleHttpError, ok, sendError } from "./envelope.js";
 import { idempotencyPlugin } from "./idempotency/idempotency-plugin.js";
 import { payloadRoutes } from "../payloads/payload-routes.js";
 import { registerRestApi } from "./rest/register-rest-routes.js";
+import { registerTrpcEndpoint } from "./trpc-endpoint.js";
 import { closeConnectionsWhenDrained } from "./graceful-shutdown.js";
 import { serializeError } from "./log-serializers.js";
 import { installMetrics } from "./metrics.js";
@@ -94,20 +93,7 @@ export async function buildServer(config: Config, options: { database?: Database
     }
   });
 
-  await app.register(fastifyTRPCPlugin, {
-    prefix: "/trpc",
-    trpcOptions: {
-      router: appRouter,
-      createContext: ({ req }) =>
-        createContext(services, {
-          requestId: req.id,
-          header: (name) => {
-            const value = req.headers[name];
-            return Array.isArray(value) ? value[0] : value;
-          },
-        }),
-    } satisfies FastifyTRPCPluginOptions<AppRouter>["trpcOptions"],
-  });
+  await registerTrpcEndpoint(app, services);
   await registerRestApi(app, { services, corsOrigins: config.corsOrigins, responseCacheTtlMs: config.readCacheTtlMs });
   await app.register(payloadRoutes, { services, maxUploadBytes: config.maxUploadBytes });
 
