@@ -1,5 +1,5 @@
-import { Agent, request as httpRequest } from "node:http";
 import autocannon, { type AutocannonRequest } from "autocannon";
+import { Pool } from "undici";
 
 /** One HTTP request of a workload. */
 export interface RequestSpec {
@@ -77,15 +77,20 @@ export async function maxThroughput(
  * due (so a stalled server shows up in p99 instead of slowing the sender:
  * no coordinated omission). autocannon's own rate limit sends each second's
  * quota in a burst, which would measure a burst, not a steady load.
+ *
+ * The sender is an undici pool (node:http's client cost the load generator
+ * more CPU per request than the server spends on a cached browse, and it
+ * shares the machine); `senderLagP99Ms` reports how late the sender itself
+ * was, so a number that measures the generator rather than the server shows.
  */
 export async function steadyRate(
   url: string,
   workload: Workload,
   options: { rate: number; durationS: number; connections: number },
-): Promise<LoadResult & { targetRate: number }> {
-  const target = new URL(url);
-  const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
+): Promise<LoadResult & { targetRate: number; senderLagP99Ms: number }> {
+  const pool = new Pool(url, { connections: options.connections });
   const latencies: number[] = [];
+  const lags: number[] = [];
   const statusCodes: Record<string, number> = {};
   let errors = 0;
   let sent = 0;
@@ -100,30 +105,20 @@ export async function steadyRate(
     };
     const send = (i: number) => {
       const due = start + i * interval;
+      lags.push(performance.now() - due);
       const spec = workload.next(i);
       const headers: Record<string, string> = { ...spec.headers };
-      if (spec.body !== undefined) {
-        headers["content-type"] = "application/json";
-        headers["content-length"] = String(Buffer.byteLength(spec.body));
-      }
-      const req = httpRequest(
-        { host: target.hostname, port: target.port, method: spec.method, path: spec.path, headers, agent },
-        (res) => {
-          res.resume();
-          res.once("end", () => {
-            statusCodes[res.statusCode!] = (statusCodes[res.statusCode!] ?? 0) + 1;
-            if (res.statusCode! >= 200 && res.statusCode! < 300) latencies.push(performance.now() - due);
-            else errors++;
-            finish();
-          });
-        },
-      );
-      req.setTimeout(10_000, () => req.destroy(new Error("timeout")));
-      req.once("error", () => {
-        errors++;
-        finish();
-      });
-      req.end(spec.body);
+      if (spec.body !== undefined) headers["content-type"] = "application/json";
+      pool
+        .request({ method: spec.method, path: spec.path, headers, body: spec.body, headersTimeout: 10_000, bodyTimeout: 10_000 })
+        .then(async (res) => {
+          await res.body.dump();
+          statusCodes[res.statusCode] = (statusCodes[res.statusCode] ?? 0) + 1;
+          if (res.statusCode >= 200 && res.statusCode < 300) latencies.push(performance.now() - due);
+          else errors++;
+        })
+        .catch(() => errors++)
+        .finally(finish);
     };
     const tick = () => {
       const due = Math.min(total, Math.floor((performance.now() - start) / interval) + 1);
@@ -133,18 +128,21 @@ export async function steadyRate(
     tick();
   });
   const elapsedS = (performance.now() - start) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]! : NaN);
+  await pool.close();
+  const pct = (values: number[], p: number) => {
+    values.sort((a, b) => a - b);
+    return values.length ? values[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]! : NaN;
+  };
   return {
     targetRate: options.rate,
     rps: done / elapsedS,
-    p50Ms: pct(50),
-    p99Ms: pct(99),
+    p50Ms: pct(latencies, 50),
+    p99Ms: pct(latencies, 99),
     meanMs: latencies.reduce((a, b) => a + b, 0) / (latencies.length || 1),
     requests: done,
     errors,
     statusCodes,
     durationS: elapsedS,
+    senderLagP99Ms: pct(lags, 99),
   };
 }

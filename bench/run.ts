@@ -15,7 +15,7 @@
  * BENCH_WARMUP_S (1), BENCH_CONNECTIONS (32), BENCH_IDLE_CONNECTIONS (15000,
  * capped by the open-files limit), BENCH_SCENARIOS (comma list to run only
  * some), BENCH_SKIP (comma list: kernel, alignment, payloads, idle, steady),
- * BENCH_CPU_PROF_DIR (run the service with --cpu-prof, profiles there),
+ * BENCH_CPU_PROF_DIR (run the service and the baseline with --cpu-prof, profiles there),
  * MX_BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306/mx_bench).
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -93,6 +93,8 @@ async function startBaseline(dialect: Dialect, url: string): Promise<ChildServer
   return startServer({
     name: `baseline-${dialect}`,
     args: [...TSX, BASELINE],
+    // one directory per baseline: tsx's loader thread writes a profile of its own
+    nodeFlags: PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}/baseline-${dialect}-${Date.now()}`] : [],
     env: { BASELINE_DATABASE_URL: url, BASELINE_PORT: String(port) },
     port,
     readyPath: "/health",
