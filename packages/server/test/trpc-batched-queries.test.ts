@@ -62,7 +62,7 @@ for (const dialect of await testDialects()) {
       return { status: response.status, body: await response.text(), contentType: response.headers.get("content-type"), vary: response.headers.get("vary") };
     };
 
-    test.each([
+    test.each<[string, () => string]>([
       ["a browse page (Dates in the output)", () => batchUrl(["memory.browse"], [{ memoryType: "kv_cache", maxPrice: 50, limit: 20 }])],
       ["a batch of three procedures", () => batchUrl(["memory.browse", "stats.get", "reasoningChain.browse"], [{ limit: 5 }, undefined, { limit: 5 }])],
       ["the seller's own listing with its payload", () => batchUrl(["memory.get"], [{ memoryId }])],
@@ -80,7 +80,7 @@ for (const dialect of await testDialects()) {
       expect(served.body).toBe(expected.body);
     });
 
-    test.each([
+    test.each<[string, () => string, Record<string, string> | undefined]>([
       ["no API key", () => batchUrl(["memory.browse"], [{}]), {}],
       ["invalid input", () => batchUrl(["memory.browse"], [{ limit: -1 }]), undefined],
       ["one failing call in a batch", () => batchUrl(["stats.get", "memory.get"], [undefined, { memoryId: 999_999 }]), undefined],
@@ -88,7 +88,7 @@ for (const dialect of await testDialects()) {
       ["a mutation sent as GET", () => batchUrl(["memory.purchase"], [{ memoryId: 1, targetModel: "x" }]), undefined],
       ["input that is not JSON", () => `${TRPC_PREFIX}/memory.browse?batch=1&input=%7Bnope`, undefined],
       ["an unbatched query", () => `${TRPC_PREFIX}/stats.get`, undefined],
-    ] as const)("%s: left to tRPC's adapter, which answers as it always does", async (_name, url, requestHeaders) => {
+    ])("%s: left to tRPC's adapter, which answers as it always does", async (_name, url, requestHeaders) => {
       const sent = requestHeaders ?? headers;
       expect((await probe.inject({ method: "GET", url: url(), headers: sent })).statusCode).toBe(FELL_THROUGH);
       const served = await server.app.inject({ method: "GET", url: url(), headers: { ...sent, "x-request-id": "req-1" } });
