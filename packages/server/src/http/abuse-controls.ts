@@ -1,11 +1,12 @@
 import rateLimit from "@fastify/rate-limit";
 import underPressure from "@fastify/under-pressure";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest, onRequestAbortHookHandler, onRequestHookHandler, onResponseHookHandler } from "fastify";
 import fp from "fastify-plugin";
 import type { Config } from "../config.js";
 import { presentedApiKey, type ApiKeyVerifier } from "../domain/api-keys.js";
 import { DomainError } from "../errors.js";
 import { sendError } from "./envelope.js";
+import { withHook } from "./route-hooks.js";
 
 export interface AbuseControlsOptions {
   rateLimit: Config["rateLimit"];
@@ -18,6 +19,18 @@ export interface AbuseControlsOptions {
 /** Liveness and scraping stay answerable whatever the load, so orchestrators see the truth. */
 const EXEMPT = new Set(["/health", "/ready", "/metrics"]);
 const isExempt = (request: FastifyRequest) => EXEMPT.has(request.url.split("?")[0]!);
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** the request-timeout timer (abuse controls), cleared once the response is out */
+    abuseTimer: NodeJS.Timeout | null;
+  }
+}
+
+/** The handler keeps running (it cannot be interrupted); its late reply is dropped by Fastify. */
+function answerTimeout(reply: FastifyReply) {
+  if (!reply.sent && !reply.raw.headersSent) void sendError(reply, new DomainError("TIMEOUT", "The request took too long; retry later", undefined, 1));
+}
 
 /**
  * Requests are counted per valid API key (by its id), else per client
@@ -57,20 +70,28 @@ export const abuseControls = fp<AbuseControlsOptions>(
     if (options.requestTimeoutMs > 0) {
       // Fastify's own handlerTimeout is disarmed once a request body has been read (fastify/fastify#6725),
       // which is every POST: answer 503 TIMEOUT ourselves. Routes with their own handlerTimeout keep it.
-      const timers = new WeakMap<FastifyRequest, NodeJS.Timeout>();
-      const clear = async (request: FastifyRequest) => clearTimeout(timers.get(request));
-      app.addHook("onRequest", async (request, reply) => {
-        if (request.routeOptions.handlerTimeout) return;
-        const timer = setTimeout(() => {
-          // The handler keeps running (it cannot be interrupted); its late reply is dropped by Fastify.
-          if (!reply.sent && !reply.raw.headersSent)
-            void sendError(reply, new DomainError("TIMEOUT", "The request took too long; retry later", undefined, 1));
-        }, options.requestTimeoutMs);
-        timer.unref();
-        timers.set(request, timer);
+      // Armed per route, so the exempt ones pay nothing; unmatched URLs answer at once (a stalled body
+      // there meets Node's requestTimeout).
+      const timeoutMs = options.requestTimeoutMs;
+      app.decorateRequest("abuseTimer", null);
+      const arm: onRequestHookHandler = (request, reply, done) => {
+        request.abuseTimer = setTimeout(answerTimeout, timeoutMs, reply).unref();
+        done();
+      };
+      const disarm: onResponseHookHandler = (request, _reply, done) => {
+        clearTimeout(request.abuseTimer ?? undefined);
+        done();
+      };
+      const disarmOnAbort: onRequestAbortHookHandler = (request, done) => {
+        clearTimeout(request.abuseTimer ?? undefined);
+        done();
+      };
+      app.addHook("onRoute", (route) => {
+        if (route.handlerTimeout || EXEMPT.has(route.url)) return;
+        route.onRequest = withHook(route.onRequest, arm);
+        route.onResponse = withHook(route.onResponse, disarm);
+        route.onRequestAbort = withHook(route.onRequestAbort, disarmOnAbort);
       });
-      app.addHook("onResponse", clear);
-      app.addHook("onRequestAbort", clear);
     }
 
     if (options.rateLimit.max > 0) {
