@@ -7,6 +7,7 @@ import { DomainError } from "../../errors.js";
 import type { Services } from "../../trpc/trpc.js";
 import { IdempotencyKeys, type Claim } from "./idempotency-keys.js";
 import { createIdempotencyStore } from "./idempotency-store.js";
+import { withHook } from "../route-hooks.js";
 
 export interface IdempotencyPluginOptions {
   services: Services;
@@ -87,7 +88,7 @@ export const idempotencyPlugin = fp<IdempotencyPluginOptions>(
     });
     const claims = new WeakMap<FastifyRequest, Extract<Claim, { kind: "execute" }>>();
 
-    app.addHook("preHandler", async (request: FastifyRequest, reply: FastifyReply) => {
+    const claimOrReplay = async (request: FastifyRequest, reply: FastifyReply) => {
       if (request.method !== "POST") return;
       const key = parseKey(request);
       if (key === undefined) return;
@@ -109,9 +110,9 @@ export const idempotencyPlugin = fp<IdempotencyPluginOptions>(
         case "in_flight":
           throw new DomainError("IDEMPOTENCY_KEY_IN_USE", "A request with this Idempotency-Key is still being processed; retry shortly", undefined, 1);
       }
-    });
+    };
 
-    app.addHook("onSend", async (request, reply, payload) => {
+    const record = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
       const claim = claims.get(request);
       if (!claim) return payload;
       claims.delete(request);
@@ -140,6 +141,13 @@ export const idempotencyPlugin = fp<IdempotencyPluginOptions>(
         request.log.warn({ err }, "could not record the idempotent response");
       }
       return forward;
+    };
+
+    // Only routes that take POST carry the hooks (a route accepting several methods still checks).
+    app.addHook("onRoute", (route) => {
+      if (![route.method].flat().includes("POST")) return;
+      route.preHandler = withHook(route.preHandler, claimOrReplay);
+      route.onSend = withHook(route.onSend, record);
     });
   },
   { name: "memory-exchange-idempotency", fastify: "5.x" },
