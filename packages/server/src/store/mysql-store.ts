@@ -5,7 +5,7 @@ import { isMigrated } from "../db/migrate.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { createMysqlPayloadStore } from "./mysql-payload-store.js";
-import { filterShape, lazy, placeholderFilter, StatementCache } from "./prepared.js";
+import { filterShape, lazy, mysqlSelectRows, placeholderFilter, StatementCache } from "./prepared.js";
 import {
   chainBrowseWhere,
   chainStatsSelection,
@@ -33,7 +33,7 @@ const wholeSeconds = (date: Date) => new Date(Math.floor(date.getTime() / 1000) 
 type InsertResult = [{ insertId: number; affectedRows: number }, unknown];
 
 export function createMysqlStore(database: MysqlDatabase): Store {
-  const { db } = database;
+  const { db, pool } = database;
   const ph = sql.placeholder;
 
   // The hot statements, built once (prepared.ts). Not for transactions: these run on the pool.
@@ -94,25 +94,32 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       .prepare(),
   );
   const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
+  // Browse pages run as plain mysql2 queries decoded by compiled row mappers (prepared.ts).
   const prepareListingPage = (filter: ListingFilter) =>
-    db
-      .select(exchangeColumns)
-      .from(ex)
-      .where(listingBrowseWhere(ex, placeholderFilter(filter)))
-      .orderBy(desc(ex.createdAt), desc(ex.id))
-      .limit(ph("limit"))
-      .offset(ph("offset"))
-      .prepare();
+    mysqlSelectRows(
+      pool,
+      db
+        .select(exchangeColumns)
+        .from(ex)
+        .where(listingBrowseWhere(ex, placeholderFilter(filter)))
+        .orderBy(desc(ex.createdAt), desc(ex.id))
+        .limit(ph("limit"))
+        .offset(ph("offset")),
+      exchangeColumns,
+    );
   const chainPages = new StatementCache<ReturnType<typeof prepareChainPage>>();
   const prepareChainPage = (filter: ChainFilter) =>
-    db
-      .select(chainColumns)
-      .from(rc)
-      .where(chainBrowseWhere(rc, placeholderFilter(filter)))
-      .orderBy(desc(rc.createdAt), desc(rc.id))
-      .limit(ph("limit"))
-      .offset(ph("offset"))
-      .prepare();
+    mysqlSelectRows(
+      pool,
+      db
+        .select(chainColumns)
+        .from(rc)
+        .where(chainBrowseWhere(rc, placeholderFilter(filter)))
+        .orderBy(desc(rc.createdAt), desc(rc.id))
+        .limit(ph("limit"))
+        .offset(ph("offset")),
+      chainColumns,
+    );
   /** A page's placeholder values in driver form: money as DECIMAL text, dates as DATETIME text. */
   const pageValues = (filter: ListingFilter | ChainFilter) => {
     const money = (cents: number | undefined) => (cents === undefined ? undefined : ex.priceCents.mapToDriverValue(cents));
@@ -141,7 +148,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     },
 
     async browseListings(filter) {
-      return listingPages.get(filterShape(filter), () => prepareListingPage(filter)).execute(pageValues(filter));
+      return listingPages.get(filterShape(filter), () => prepareListingPage(filter))(pageValues(filter));
     },
 
     async findPurchase(listingId, buyerId) {
@@ -199,7 +206,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     findChain,
 
     async browseChains(filter) {
-      return chainPages.get(filterShape(filter), () => prepareChainPage(filter)).execute(pageValues(filter));
+      return chainPages.get(filterShape(filter), () => prepareChainPage(filter))(pageValues(filter));
     },
 
     async recordChainUse({ chain, userId, priceCents, targetModel }) {

@@ -1,4 +1,5 @@
-import { sql, type Column } from "drizzle-orm";
+import { fillPlaceholders, sql, type Column, type Query } from "drizzle-orm";
+import type { Pool } from "mysql2/promise";
 import type { Cursor } from "./store.js";
 
 /**
@@ -70,5 +71,25 @@ export function compileRowDecoder<Selection extends Record<string, Column>>(sele
       row[names[i]!] = value === null || value === undefined ? null : columns[i]!.mapFromDriverValue(value);
     }
     return row as DecodedRow<Selection>;
+  };
+}
+
+/**
+ * A MySQL select (built once, with placeholders) run as a plain mysql2 query
+ * returning value arrays, decoded by `compileRowDecoder`. Drizzle's prepared
+ * `execute` passes mysql2 a per-field typeCast callback (redundant here: the
+ * pool already reads dates as strings) and maps rows generically; together
+ * ~150 µs CPU of a 20-row browse page.
+ */
+export function mysqlSelectRows<Selection extends Record<string, Column>>(
+  pool: Pool,
+  query: { toSQL(): Query },
+  selection: Selection,
+): (values: Record<string, unknown>) => Promise<DecodedRow<Selection>[]> {
+  const { sql: text, params } = query.toSQL();
+  const decode = compileRowDecoder(selection);
+  return async (values) => {
+    const [rows] = await pool.query({ sql: text, rowsAsArray: true }, fillPlaceholders(params, values));
+    return (rows as unknown[][]).map(decode);
   };
 }
