@@ -138,11 +138,17 @@ export function installMetrics(app: FastifyInstance, options: MetricsOptions): S
     buckets: DURATION_BUCKETS,
     registers: [registry],
   });
-  const requests = new Counter({
+  // The histogram's _count by definition: copied from it at scrape time rather than counted per request.
+  new Counter({
     name: "http_requests_total",
     help: "HTTP requests by route pattern and status",
     labelNames,
     registers: [registry],
+    async collect() {
+      this.reset();
+      for (const { metricName, labels, value } of (await duration.get()).values)
+        if (metricName === "http_request_duration_seconds_count") this.inc(labels, value);
+    },
   });
   const poolGauge = (name: string, help: string, pick: (r: PoolReading) => number) =>
     new Gauge({
@@ -163,7 +169,6 @@ export function installMetrics(app: FastifyInstance, options: MetricsOptions): S
   app.addHook("onResponse", (request, reply, done) => {
     const labels = { method: request.method, route: routeLabel(request), status_code: reply.statusCode };
     duration.observe(labels, reply.elapsedTime / 1000);
-    requests.inc(labels);
     done();
   });
 
