@@ -1,5 +1,5 @@
 import type { Dtype, MatrixStatus } from "@memory-exchange/shared";
-import { and, desc, eq, type AnyColumn, type SQL } from "drizzle-orm";
+import { and, desc, eq, type AnyColumn, type Placeholder, type SQL } from "drizzle-orm";
 
 /**
  * Storage of the alignment registry and of the aligned-result cache. The
@@ -74,8 +74,11 @@ interface MatrixColumns {
   id: AnyColumn;
 }
 
+/** A filter value, or a placeholder for it in a prepared statement (store/prepared.ts). */
+type Bound<T> = { [K in keyof T]: T[K] | Placeholder };
+
 /** The filter of a matrix listing, the same for both dialects. */
-export function matrixConditions(t: MatrixColumns, filter: Omit<MatrixFilter, "limit" | "offset">): SQL | undefined {
+export function matrixConditions(t: MatrixColumns, filter: Bound<Omit<MatrixFilter, "limit" | "offset">>): SQL | undefined {
   return and(
     filter.sourceModel === undefined ? undefined : eq(t.sourceModel, filter.sourceModel),
     filter.targetModel === undefined ? undefined : eq(t.targetModel, filter.targetModel),

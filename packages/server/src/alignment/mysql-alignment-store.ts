@@ -2,6 +2,7 @@ import type { Dtype, MatrixStatus } from "@memory-exchange/shared";
 import { and, eq, sql } from "drizzle-orm";
 import { char, index, int, mysqlTable, primaryKey, text, timestamp, varchar } from "drizzle-orm/mysql-core";
 import type { MysqlDatabase } from "../db/open-database.js";
+import { lazy } from "../store/prepared.js";
 import { matrixConditions, newestFirst, type AlignmentStore, type MatrixRow } from "./alignment-store.js";
 
 /** Migration 0006_alignment_matrices creates these (db/migrations/mysql.ts). */
@@ -60,13 +61,53 @@ type InsertResult = [{ insertId: number }, unknown];
 export function createMysqlAlignmentStore(database: MysqlDatabase): AlignmentStore {
   const { db } = database;
   const t = alignmentMatrices;
+  const a = alignedPayloads;
+  const ph = sql.placeholder;
+
+  // The statements of purchase and use (and of aligned downloads), built once (store/prepared.ts).
+  // Their values are strings and integers: nothing a column encoder would change.
+  const matrixById = lazy(() => db.select(matrixColumns).from(t).where(eq(t.id, ph("id"))).limit(1).prepare());
+  const newestActive = lazy(() =>
+    db
+      .select(matrixColumns)
+      .from(t)
+      .where(matrixConditions(t, { sourceModel: ph("sourceModel"), targetModel: ph("targetModel"), status: "active" }))
+      .orderBy(...newestFirst(t))
+      .limit(1)
+      .prepare(),
+  );
+  const alignedPayload = lazy(() =>
+    db
+      .select({ sourceDigest: a.sourceDigest, matrixId: a.matrixId, alignedDigest: a.alignedDigest, metrics: a.metrics, refusal: a.refusal })
+      .from(a)
+      .where(and(eq(a.sourceDigest, ph("sourceDigest")), eq(a.matrixId, ph("matrixId"))))
+      .limit(1)
+      .prepare(),
+  );
+  const alignedPayloadOf = lazy(() =>
+    db
+      .select({ matrixId: a.matrixId })
+      .from(a)
+      .where(and(eq(a.sourceDigest, ph("sourceDigest")), eq(a.alignedDigest, ph("alignedDigest"))))
+      .limit(1)
+      .prepare(),
+  );
+  // Portable "insert if absent": a no-op update on the duplicate key (no INSERT IGNORE, which also hides other errors).
+  const insertAlignedPayload = lazy(() =>
+    db
+      .insert(a)
+      .values({ sourceDigest: ph("sourceDigest"), matrixId: ph("matrixId"), alignedDigest: ph("alignedDigest"), metrics: ph("metrics"), refusal: ph("refusal") })
+      .onDuplicateKeyUpdate({ set: { matrixId: sql`matrix_id` } })
+      .prepare(),
+  );
+
   return {
     async insertMatrix(matrix) {
       const [result] = (await db.insert(t).values(matrix)) as unknown as InsertResult;
       return result.insertId;
     },
     async findMatrix(id) {
-      const [row] = await db.select(matrixColumns).from(t).where(eq(t.id, id)).limit(1);
+      const [row] = await matrixById().execute({ id });
       return row ? toMatrix(row) : null;
     },
     async listMatrices(filter) {
@@ -80,47 +121,21 @@ export function createMysqlAlignmentStore(database: MysqlDatabase): AlignmentSto
       return rows.map(toMatrix);
     },
     async newestActiveMatrix(sourceModel, targetModel) {
-      const [row] = await db
-        .select(matrixColumns)
-        .from(t)
-        .where(matrixConditions(t, { sourceModel, targetModel, status: "active" }))
-        .orderBy(...newestFirst(t))
-        .limit(1);
+      const [row] = await newestActive().execute({ sourceModel, targetModel });
       return row ? toMatrix(row) : null;
     },
     async setMatrixStatus(id, status) {
       await db.update(t).set({ status }).where(eq(t.id, id));
     },
     async findAlignedPayload(sourceDigest, matrixId) {
-      const a = alignedPayloads;
-      const [row] = await db
-        .select({
-          sourceDigest: a.sourceDigest,
-          matrixId: a.matrixId,
-          alignedDigest: a.alignedDigest,
-          metrics: a.metrics,
-          refusal: a.refusal,
-        })
-        .from(a)
-        .where(and(eq(a.sourceDigest, sourceDigest), eq(a.matrixId, matrixId)))
-        .limit(1);
+      const [row] = await alignedPayload().execute({ sourceDigest, matrixId });
       return row ?? null;
     },
     async isAlignedPayloadOf(sourceDigest, alignedDigest) {
-      const a = alignedPayloads;
-      const rows = await db
-        .select({ matrixId: a.matrixId })
-        .from(a)
-        .where(and(eq(a.sourceDigest, sourceDigest), eq(a.alignedDigest, alignedDigest)))
-        .limit(1);
-      return rows.length > 0;
+      return (await alignedPayloadOf().execute({ sourceDigest, alignedDigest })).length > 0;
     },
     async recordAlignedPayload(row) {
-      // Portable "insert if absent": a no-op update on the duplicate key (no INSERT IGNORE, which also hides other errors).
-      await db
-        .insert(alignedPayloads)
-        .values(row)
-        .onDuplicateKeyUpdate({ set: { matrixId: sql`matrix_id` } });
+      await insertAlignedPayload().execute({ ...row });
     },
   };
 }

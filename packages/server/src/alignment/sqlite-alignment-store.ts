@@ -2,6 +2,7 @@ import type { Dtype, MatrixStatus } from "@memory-exchange/shared";
 import { and, eq, sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import type { SqliteDatabase } from "../db/open-database.js";
+import { lazy } from "../store/prepared.js";
 import { matrixConditions, newestFirst, type AlignmentStore, type MatrixRow } from "./alignment-store.js";
 
 const now = sql`(cast(unixepoch('subsec') * 1000 as integer))`;
@@ -60,12 +61,50 @@ const toMatrix = (row: Row): MatrixRow => ({ ...row, dtype: row.dtype as Dtype, 
 export function createSqliteAlignmentStore(database: SqliteDatabase): AlignmentStore {
   const { db } = database;
   const t = alignmentMatrices;
+  const a = alignedPayloads;
+  const ph = sql.placeholder;
+
+  // The statements of purchase and use (and of aligned downloads), prepared once (store/prepared.ts).
+  // Their values are strings and integers: nothing a column encoder would change.
+  const matrixById = lazy(() => db.select(matrixColumns).from(t).where(eq(t.id, ph("id"))).prepare());
+  const newestActive = lazy(() =>
+    db
+      .select(matrixColumns)
+      .from(t)
+      .where(matrixConditions(t, { sourceModel: ph("sourceModel"), targetModel: ph("targetModel"), status: "active" }))
+      .orderBy(...newestFirst(t))
+      .limit(1)
+      .prepare(),
+  );
+  const alignedPayload = lazy(() =>
+    db
+      .select({ sourceDigest: a.sourceDigest, matrixId: a.matrixId, alignedDigest: a.alignedDigest, metrics: a.metrics, refusal: a.refusal })
+      .from(a)
+      .where(and(eq(a.sourceDigest, ph("sourceDigest")), eq(a.matrixId, ph("matrixId"))))
+      .prepare(),
+  );
+  const alignedPayloadOf = lazy(() =>
+    db
+      .select({ matrixId: a.matrixId })
+      .from(a)
+      .where(and(eq(a.sourceDigest, ph("sourceDigest")), eq(a.alignedDigest, ph("alignedDigest"))))
+      .limit(1)
+      .prepare(),
+  );
+  const insertAlignedPayload = lazy(() =>
+    db
+      .insert(a)
+      .values({ sourceDigest: ph("sourceDigest"), matrixId: ph("matrixId"), alignedDigest: ph("alignedDigest"), metrics: ph("metrics"), refusal: ph("refusal") })
+      .onConflictDoNothing()
+      .prepare(),
+  );
+
   return {
     async insertMatrix(matrix) {
       return Number(db.insert(t).values(matrix).run().lastInsertRowid);
     },
     async findMatrix(id) {
-      const row = db.select(matrixColumns).from(t).where(eq(t.id, id)).get();
+      const row = matrixById().get({ id });
       return row ? toMatrix(row) : null;
     },
     async listMatrices(filter) {
@@ -80,45 +119,20 @@ export function createSqliteAlignmentStore(database: SqliteDatabase): AlignmentS
       return rows.map(toMatrix);
     },
     async newestActiveMatrix(sourceModel, targetModel) {
-      const row = db
-        .select(matrixColumns)
-        .from(t)
-        .where(matrixConditions(t, { sourceModel, targetModel, status: "active" }))
-        .orderBy(...newestFirst(t))
-        .limit(1)
-        .get();
+      const row = newestActive().get({ sourceModel, targetModel });
       return row ? toMatrix(row) : null;
     },
     async setMatrixStatus(id, status) {
       db.update(t).set({ status }).where(eq(t.id, id)).run();
     },
     async findAlignedPayload(sourceDigest, matrixId) {
-      const a = alignedPayloads;
-      const row = db
-        .select({
-          sourceDigest: a.sourceDigest,
-          matrixId: a.matrixId,
-          alignedDigest: a.alignedDigest,
-          metrics: a.metrics,
-          refusal: a.refusal,
-        })
-        .from(a)
-        .where(and(eq(a.sourceDigest, sourceDigest), eq(a.matrixId, matrixId)))
-        .get();
-      return row ?? null;
+      return alignedPayload().get({ sourceDigest, matrixId }) ?? null;
     },
     async isAlignedPayloadOf(sourceDigest, alignedDigest) {
-      const a = alignedPayloads;
-      const row = db
-        .select({ matrixId: a.matrixId })
-        .from(a)
-        .where(and(eq(a.sourceDigest, sourceDigest), eq(a.alignedDigest, alignedDigest)))
-        .limit(1)
-        .get();
-      return row !== undefined;
+      return alignedPayloadOf().get({ sourceDigest, alignedDigest }) !== undefined;
     },
     async recordAlignedPayload(row) {
-      db.insert(alignedPayloads).values(row).onConflictDoNothing().run();
+      insertAlignedPayload().run({ ...row });
     },
   };
 }

@@ -3,6 +3,7 @@ import { and, eq, lt, sql } from "drizzle-orm";
 import type { ResultSetHeader, RowDataPacket } from "mysql2";
 import { payloadOwners, payloads, payloadUploads } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
+import { lazy } from "./prepared.js";
 import {
   asBuffer,
   checkChunkRun,
@@ -44,8 +45,34 @@ export function createMysqlPayloadStore(database: MysqlDatabase): PayloadStore {
       if (result.affectedRows < CHUNK_DELETE_BATCH) return;
     }
   };
-  const addOwner = (digest: string, userId: number) =>
-    db.insert(payloadOwners).values({ digest, userId }).onDuplicateKeyUpdate({ set: { userId: sql`user_id` } });
+  const ph = sql.placeholder;
+
+  // The statements of purchase, use and publish, built once (prepared.ts). Their values are strings
+  // and integers: nothing a column encoder would change.
+  const infoOf = lazy(() => db.select(infoColumns).from(payloads).where(eq(payloads.digest, ph("digest"))).limit(1).prepare());
+  const ownerOf = lazy(() =>
+    db
+      .select({ digest: payloadOwners.digest })
+      .from(payloadOwners)
+      .where(and(eq(payloadOwners.digest, ph("digest")), eq(payloadOwners.userId, ph("userId"))))
+      .limit(1)
+      .prepare(),
+  );
+  const insertOwner = lazy(() =>
+    db
+      .insert(payloadOwners)
+      .values({ digest: ph("digest"), userId: ph("userId") })
+      .onDuplicateKeyUpdate({ set: { userId: sql`user_id` } })
+      .prepare(),
+  );
+  const insertPayload = lazy(() =>
+    db
+      .insert(payloads)
+      .values({ digest: ph("digest"), size: ph("size"), chunkCount: ph("chunkCount"), kind: ph("kind"), tensors: ph("tensors") })
+      .onDuplicateKeyUpdate({ set: { digest: sql`digest` } })
+      .prepare(),
+  );
+  const addOwner = (digest: string, userId: number) => insertOwner().execute({ digest, userId });
 
   const store: PayloadStore = {
     async put(payload) {
@@ -61,16 +88,13 @@ export function createMysqlPayloadStore(database: MysqlDatabase): PayloadStore {
           chunkCount++;
         }
         // The payload row is written last: its presence means every chunk is there.
-        await db
-          .insert(payloads)
-          .values({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors })
-          .onDuplicateKeyUpdate({ set: { digest: sql`digest` } });
+        await insertPayload().execute({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors });
       }
       await addOwner(payload.digest, payload.ownerId);
     },
 
     async info(digest) {
-      const [row] = await db.select(infoColumns).from(payloads).where(eq(payloads.digest, digest)).limit(1);
+      const [row] = await infoOf().execute({ digest });
       return row ? ({ ...row, kind: row.kind as PayloadKind, chunkKey: row.chunkKey ?? row.digest } satisfies PayloadInfo) : null;
     },
 
@@ -91,12 +115,7 @@ export function createMysqlPayloadStore(database: MysqlDatabase): PayloadStore {
     },
 
     async isOwner(digest, userId) {
-      const rows = await db
-        .select({ digest: payloadOwners.digest })
-        .from(payloadOwners)
-        .where(and(eq(payloadOwners.digest, digest), eq(payloadOwners.userId, userId)))
-        .limit(1);
-      return rows.length > 0;
+      return (await ownerOf().execute({ digest, userId })).length > 0;
     },
 
     async beginUpload(userId) {

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { and, asc, between, eq, lt } from "drizzle-orm";
+import { and, asc, between, eq, lt, sql } from "drizzle-orm";
 import type { SqliteDatabase } from "../db/open-database.js";
 import { payloadChunks, payloadOwners, payloads, payloadUploads } from "../db/sqlite-schema.js";
+import { lazy } from "./prepared.js";
 import {
   asBuffer,
   checkChunkRun,
@@ -28,45 +29,62 @@ const infoColumns = {
  */
 export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore {
   const { db } = database;
+  const ph = sql.placeholder;
+
+  // The statements of purchase, use and publish, prepared once (prepared.ts). Every value here is a
+  // string, an integer or a Buffer: nothing a column encoder would change.
+  const infoOf = lazy(() => db.select(infoColumns).from(payloads).where(eq(payloads.digest, ph("digest"))).prepare());
+  const chunkRun = lazy(() =>
+    db
+      .select({ seq: payloadChunks.seq, data: payloadChunks.data })
+      .from(payloadChunks)
+      .where(and(eq(payloadChunks.digest, ph("chunkKey")), between(payloadChunks.seq, ph("fromSeq"), ph("toSeq"))))
+      .orderBy(asc(payloadChunks.seq))
+      .prepare(),
+  );
+  const ownerOf = lazy(() =>
+    db
+      .select({ digest: payloadOwners.digest })
+      .from(payloadOwners)
+      .where(and(eq(payloadOwners.digest, ph("digest")), eq(payloadOwners.userId, ph("userId"))))
+      .prepare(),
+  );
+  const insertOwner = lazy(() => db.insert(payloadOwners).values({ digest: ph("digest"), userId: ph("userId") }).onConflictDoNothing().prepare());
+  const insertChunk = lazy(() => db.insert(payloadChunks).values({ digest: ph("digest"), seq: ph("seq"), data: ph("data") }).onConflictDoNothing().prepare());
+  const insertPayload = lazy(() =>
+    db
+      .insert(payloads)
+      .values({ digest: ph("digest"), size: ph("size"), chunkCount: ph("chunkCount"), kind: ph("kind"), tensors: ph("tensors") })
+      .onConflictDoNothing()
+      .prepare(),
+  );
 
   const info = (digest: string): PayloadInfo | null => {
-    const row = db.select(infoColumns).from(payloads).where(eq(payloads.digest, digest)).get();
+    const row = infoOf().get({ digest });
     return row ? { ...row, kind: row.kind as PayloadKind, chunkKey: row.chunkKey ?? row.digest } : null;
   };
   const readChunks = (chunkKey: string, fromSeq: number, toSeq: number): Uint8Array[] => {
-    const rows = db
-      .select({ seq: payloadChunks.seq, data: payloadChunks.data })
-      .from(payloadChunks)
-      .where(and(eq(payloadChunks.digest, chunkKey), between(payloadChunks.seq, fromSeq, toSeq)))
-      .orderBy(asc(payloadChunks.seq))
-      .all();
+    const rows = chunkRun().all({ chunkKey, fromSeq, toSeq });
     checkChunkRun(rows, fromSeq, toSeq, chunkKey);
     return rows.map((row) => row.data);
   };
   const deleteChunks = (chunkKey: string) => {
     db.delete(payloadChunks).where(eq(payloadChunks.digest, chunkKey)).run();
   };
-  const addOwner = (digest: string, userId: number) =>
-    db.insert(payloadOwners).values({ digest, userId }).onConflictDoNothing().run();
+  const addOwner = (digest: string, userId: number) => insertOwner().run({ digest, userId });
 
   return {
     async put(payload) {
-      db.transaction((tx) => {
+      db.transaction(() => {
         if (!info(payload.digest)) {
           let chunkCount = 0;
           for (const chunk of chunksOf(payload.bytes)) {
-            tx.insert(payloadChunks)
-              .values({ digest: payload.digest, seq: chunk.seq, data: asBuffer(chunk.data) })
-              .onConflictDoNothing()
-              .run();
+            insertChunk().run({ digest: payload.digest, seq: chunk.seq, data: asBuffer(chunk.data) });
             chunkCount++;
           }
-          tx.insert(payloads)
-            .values({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors })
-            .onConflictDoNothing()
-            .run();
+          insertPayload().run({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors });
         }
-        tx.insert(payloadOwners).values({ digest: payload.digest, userId: payload.ownerId }).onConflictDoNothing().run();
+        addOwner(payload.digest, payload.ownerId);
       });
     },
 
@@ -81,13 +99,7 @@ export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore
     readChunks: async (chunkKey, fromSeq, toSeq) => readChunks(chunkKey, fromSeq, toSeq),
 
     async isOwner(digest, userId) {
-      return (
-        db
-          .select({ digest: payloadOwners.digest })
-          .from(payloadOwners)
-          .where(and(eq(payloadOwners.digest, digest), eq(payloadOwners.userId, userId)))
-          .get() !== undefined
-      );
+      return ownerOf().get({ digest, userId }) !== undefined;
     },
 
     async beginUpload(userId) {
