@@ -189,7 +189,7 @@ async function main() {
   const url = process.env.BASELINE_DATABASE_URL;
   const port = Number(process.env.BASELINE_PORT ?? 0);
   if (!url) throw new Error("BASELINE_DATABASE_URL is required");
-  const database = openDatabase(parseDatabaseUrl(url, 10));
+  const database = await openDatabase(parseDatabaseUrl(url, 10));
   const dialect = database.dialect;
   const driver = database.dialect === "sqlite" ? sqliteDriver(database) : mysqlDriver(database);
 

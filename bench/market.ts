@@ -27,7 +27,7 @@ export const MYSQL_URL = process.env.MX_BENCH_MYSQL_URL ?? "mysql://root@127.0.0
 async function onMysqlServer(statements: string[]): Promise<void> {
   const url = new URL(MYSQL_URL);
   url.pathname = "/mysql";
-  const database = openDatabase(parseDatabaseUrl(url.toString(), 1));
+  const database = await openDatabase(parseDatabaseUrl(url.toString(), 1));
   try {
     if (database.dialect !== "mysql") throw new Error("expected MySQL");
     for (const statement of statements) await database.pool.query(statement);
@@ -90,7 +90,7 @@ export async function seedMarket(
   counts: { listings: number; chains: number },
   templates: { listing: Template; chain: Template },
 ): Promise<void> {
-  const database: Database = openDatabase(parseDatabaseUrl(url, 2));
+  const database: Database = await openDatabase(parseDatabaseUrl(url, 2));
   const now = Date.now();
   // MySQL TIMESTAMP keeps whole seconds.
   const ago = (i: number, n: number) => new Date(Math.floor((now - 60_000 - (i / n) * 30 * DAY_MS) / 1000) * 1000);

@@ -186,7 +186,7 @@ async function payloadDatabase(dialect: Dialect): Promise<BenchDatabase> {
   const onServer = async (statement: string) => {
     const admin = new URL(MYSQL_URL);
     admin.pathname = "/mysql";
-    const database = openDatabase(parseDatabaseUrl(admin.toString(), 1));
+    const database = await openDatabase(parseDatabaseUrl(admin.toString(), 1));
     try {
       if (database.dialect === "mysql") await database.pool.query(statement);
     } finally {
@@ -212,7 +212,7 @@ async function benchDialect(dialect: Dialect, bytes: number, runs: number, block
       port,
       readyPath: "/ready",
     });
-    direct = openDatabase(parseDatabaseUrl(db.url, 2));
+    direct = await openDatabase(parseDatabaseUrl(db.url, 2));
     const apiKey = (await createApiKey(createStore(direct), { userId: 1, name: "bench-payloads", scopes: ["read", "trade"] })).key;
     const client = createMemoryExchangeClient({ url: server.url, apiKey });
     const idle = server.rss();

@@ -18,7 +18,7 @@ async function seedLegacyDatabase(db: TestDatabase) {
     for (const sql of [...legacyExchangeInserts((a) => a), ...legacyChainInserts((a) => a)]) await connection.query(sql);
     await connection.end();
   } else {
-    const database = openDatabase(db.config);
+    const database = await openDatabase(db.config);
     if (database.dialect !== "sqlite") throw new Error("unreachable");
     // SQLite form of the same two tables (migration 0001), then the rows, with money in cents.
     for (const step of sqliteMigrations[0]!.steps) if (step.kind === "sql") database.sqlite.exec(step.sql);

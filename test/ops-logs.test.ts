@@ -30,7 +30,7 @@ const publishBody = (description: string) =>
 async function withTableMissing(database: TestDatabase, run: () => Promise<void>) {
   const rename = async (from: string, to: string) => {
     if (database.config.dialect === "sqlite") {
-      const other = openDatabase(database.config);
+      const other = await openDatabase(database.config);
       if (other.dialect === "sqlite") other.sqlite.exec(`ALTER TABLE ${from} RENAME TO ${to}`);
       await other.close();
     } else {

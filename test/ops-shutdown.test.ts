@@ -123,7 +123,7 @@ for (const dialect of await testDialects()) {
         expect(server.output.some((l) => l.includes("shutdown complete"))).toBe(true);
 
         // The listing was committed before the pool closed.
-        const db = openDatabase(parseDatabaseUrl(database.url));
+        const db = await openDatabase(parseDatabaseUrl(database.url));
         try {
           const listing = await createStore(db).findListing(memoryId);
           expect(listing).toMatchObject({ sellerId: 7, priceCents: 325, description: "published during shutdown" });

@@ -27,7 +27,7 @@ describe.runIf(await mysqlAvailable())("two instances on one MariaDB database", 
     env = { DATABASE_URL: database.url, MEMORY_EXCHANGE_KEY_CACHE_TTL_MS: String(KEY_CACHE_TTL_MS) };
     // Both start at once on an empty database: their migrations serialise on a database lock.
     [a, b] = await Promise.all([startServerProcess(env), startServerProcess(env)]);
-    direct = openDatabase(parseDatabaseUrl(database.url));
+    direct = await openDatabase(parseDatabaseUrl(database.url));
   }, 600_000);
 
   afterAll(async () => {

@@ -139,7 +139,7 @@ for (const dialect of await testDialects()) {
     beforeAll(async () => {
       database = await createTestDatabase(dialect);
       server = await startServer({ DATABASE_URL: database.url, MEMORY_EXCHANGE_LOG_LEVEL: "info" });
-      const direct = openDatabase(parseDatabaseUrl(database.url));
+      const direct = await openDatabase(parseDatabaseUrl(database.url));
       const store = createStore(direct);
       const key = async (userId: number) => (await createApiKey(store, { userId, name: "large", scopes: ["read", "trade"] })).key;
       seller = createMemoryExchangeClient({ url: server.url, apiKey: await key(1) });

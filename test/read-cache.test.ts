@@ -21,7 +21,7 @@ for (const dialect of await testDialects()) {
     beforeAll(async () => {
       s = await startTestServer(dialect, { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "600000" });
       [seller, buyer] = await Promise.all([s.client(10), s.client(20)]);
-      direct = openDatabase(parseDatabaseUrl(s.database.url));
+      direct = await openDatabase(parseDatabaseUrl(s.database.url));
       elsewhere = createStore(direct);
     });
     afterAll(async () => {
@@ -132,7 +132,7 @@ for (const dialect of await testDialects()) {
 describe("REST response cache with a short TTL", () => {
   test("a write made elsewhere shows once the TTL has passed", async () => {
     const s = await startTestServer("sqlite", { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "200" });
-    const direct = openDatabase(parseDatabaseUrl(s.database.url));
+    const direct = await openDatabase(parseDatabaseUrl(s.database.url));
     try {
       const seller = await s.client(10);
       const key = await s.createKey(20, ["read"]);
@@ -156,7 +156,7 @@ describe("read cache off (MEMORY_EXCHANGE_READ_CACHE_TTL_MS=0)", () => {
   let direct: Database;
   beforeAll(async () => {
     s = await startTestServer("sqlite", { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" });
-    direct = openDatabase(parseDatabaseUrl(s.database.url));
+    direct = await openDatabase(parseDatabaseUrl(s.database.url));
   });
   afterAll(async () => {
     await direct?.close();

@@ -42,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
       return serve(config);
     case "migrate": {
       expectNoArgs(rest);
-      const database = openDatabase(config.database);
+      const database = await openDatabase(config.database);
       try {
         const result = await migrate(database);
         process.stdout.write(
@@ -82,7 +82,7 @@ function positiveInt(name: string, value: unknown): number {
 
 async function keys(config: Config, args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  const database = openDatabase(config.database);
+  const database = await openDatabase(config.database);
   try {
     await migrate(database);
     const store = createStore(database);

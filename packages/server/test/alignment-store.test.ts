@@ -34,7 +34,7 @@ for (const dialect of await testDialects()) {
 
     beforeEach(async () => {
       testDb = await createTestDatabase(dialect);
-      database = openDatabase(testDb.config);
+      database = await openDatabase(testDb.config);
       await migrate(database);
       store = createAlignmentStore(database);
     });

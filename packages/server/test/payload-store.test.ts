@@ -25,7 +25,7 @@ for (const dialect of await testDialects()) {
 
     beforeAll(async () => {
       testDb = await createTestDatabase(dialect);
-      database = openDatabase(testDb.config);
+      database = await openDatabase(testDb.config);
       await migrate(database);
       payloads = createStore(database).payloads;
     });

@@ -1,9 +1,9 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import BetterSqlite3 from "better-sqlite3";
-import { drizzle as drizzleMysql, type MySql2Database } from "drizzle-orm/mysql2";
-import { drizzle as drizzleSqlite, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import mysql from "mysql2/promise";
+import type BetterSqlite3 from "better-sqlite3";
+import type { MySql2Database } from "drizzle-orm/mysql2";
+import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
+import type mysql from "mysql2/promise";
 import type { DatabaseConfig } from "../config.js";
 import * as mysqlSchema from "./mysql-schema.js";
 import { guardQueryTimeouts } from "./query-timeout.js";
@@ -25,13 +25,21 @@ export interface SqliteDatabase {
 
 export type Database = MysqlDatabase | SqliteDatabase;
 
-export function openDatabase(config: DatabaseConfig): Database {
+/**
+ * Only the configured dialect's driver is loaded (`import()`): the other one, mysql2 with its Drizzle
+ * adapter or the better-sqlite3 addon, would only take memory (mysql2: about 6 MB of idle RSS).
+ */
+export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   return config.dialect === "sqlite" ? openSqlite(config.file) : openMysql(config);
 }
 
 const SQLITE_OPTIMIZE_INTERVAL_MS = 60 * 60 * 1000;
 
-function openSqlite(file: string): SqliteDatabase {
+async function openSqlite(file: string): Promise<SqliteDatabase> {
+  const [{ default: BetterSqlite3 }, { drizzle: drizzleSqlite }] = await Promise.all([
+    import("better-sqlite3"),
+    import("drizzle-orm/better-sqlite3"),
+  ]);
   if (file !== ":memory:") mkdirSync(dirname(resolve(file)), { recursive: true });
   const sqlite = new BetterSqlite3(file);
   sqlite.pragma("journal_mode = WAL");
@@ -61,7 +69,8 @@ function openSqlite(file: string): SqliteDatabase {
   };
 }
 
-function openMysql(config: Extract<DatabaseConfig, { dialect: "mysql" }>): MysqlDatabase {
+async function openMysql(config: Extract<DatabaseConfig, { dialect: "mysql" }>): Promise<MysqlDatabase> {
+  const [{ default: mysql }, { drizzle: drizzleMysql }] = await Promise.all([import("mysql2/promise"), import("drizzle-orm/mysql2")]);
   const pool = mysql.createPool({
     host: config.host,
     port: config.port,

@@ -44,7 +44,7 @@ function loggerOptions(config: Config): FastifyServerOptions["logger"] {
 }
 
 export async function buildServer(config: Config, options: { database?: Database } = {}): Promise<MemoryExchangeServer> {
-  const database = options.database ?? openDatabase(config.database);
+  const database = options.database ?? (await openDatabase(config.database));
   if (config.migrateOnStart) await migrate(database);
   const store = withReadCache(createStore(database), { ttlMs: config.readCacheTtlMs });
 
