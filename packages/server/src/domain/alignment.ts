@@ -248,8 +248,8 @@ export async function deliverKvCache(
   inlineLimitBytes: number,
 ): Promise<KvCacheDelivery> {
   const { location } = item;
-  const notApplied = async (sourceModel: string | null, plan: { reason: string; matrixId?: number }, document?: KvCacheDocument | null) => ({
-    document: document === undefined ? await inlineKvCache(store, location, inlineLimitBytes) : document,
+  const notApplied = (sourceModel: string | null, plan: { reason: string; matrixId?: number }, document: KvCacheDocument | null): KvCacheDelivery => ({
+    document,
     alignment: { applied: false as const, reason: plan.reason, sourceModel, targetModel, ...(plan.matrixId === undefined ? {} : { matrixId: plan.matrixId }) },
     alignedDigest: null,
   });
@@ -258,13 +258,18 @@ export async function deliverKvCache(
     const info = await store.payloads.info(location.payloadDigest);
     if (!info) throw new Error(`payload ${location.payloadDigest} is referenced but not stored`);
     const shapes = JSON.parse(info.tensors) as AlignmentSource["shapes"];
+    const asPublished = () => inlineKvCache(store, location, inlineLimitBytes, info);
     const plan = await planAlignment(runtime, item.sourceModel, targetModel, shapes.keys.shape);
-    if (!plan.ok) return notApplied(item.sourceModel, plan);
+    if (!plan.ok) return notApplied(item.sourceModel, plan, await asPublished());
     if (info.kind !== "kv-cache") {
-      return notApplied(item.sourceModel, {
-        matrixId: plan.matrix.id,
-        reason: "the payload file holds tensors besides keys and values, which alignment does not map; delivered as published by download",
-      });
+      return notApplied(
+        item.sourceModel,
+        {
+          matrixId: plan.matrix.id,
+          reason: "the payload file holds tensors besides keys and values, which alignment does not map; delivered as published by download",
+        },
+        await asPublished(),
+      );
     }
     const { outcome, cached } = await alignedOutcome(store, runtime, plan.matrix, {
       digest: info.digest,
@@ -272,7 +277,7 @@ export async function deliverKvCache(
       shapes,
       load: async () => safetensorsToParsedKvCache(await readPayloadYielding(store.payloads, info)),
     }, targetModel);
-    if (!outcome.ok) return notApplied(item.sourceModel, { reason: outcome.reason, matrixId: plan.matrix.id });
+    if (!outcome.ok) return notApplied(item.sourceModel, { reason: outcome.reason, matrixId: plan.matrix.id }, await asPublished());
     return {
       document: await alignedDocument(store, outcome, inlineLimitBytes),
       alignment: appliedReport(plan.matrix, item.sourceModel!, targetModel, outcome, cached),

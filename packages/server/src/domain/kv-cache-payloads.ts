@@ -10,6 +10,8 @@ import { DomainError } from "../errors.js";
 import { recordPayloadBytes } from "../http/metrics.js";
 import { kvCacheFromHeader } from "../payloads/kv-cache-header.js";
 import { readStoredHeader } from "../payloads/stored-header.js";
+import { readPayloadYielding } from "../alignment/payload-io.js";
+import type { PayloadInfo } from "../store/payload-store.js";
 import type { Store } from "../store/store.js";
 
 export interface StoredPayload {
@@ -77,13 +79,13 @@ export interface PayloadLocation {
 }
 
 /**
- * The payload exactly as it was published: from the payload store, or the
- * inline JSON text the older code wrote. Reads it whole: callers check the size first.
+ * The payload exactly as it was published: from the payload store (`stored`,
+ * its info), or the inline JSON text the older code wrote. Reads it whole:
+ * callers check the size first.
  */
-export async function loadKvCache(store: Store, source: Omit<PayloadLocation, "payloadSize">): Promise<KvCacheDocument> {
-  if (source.payloadDigest) {
-    const bytes = await store.payloads.read(source.payloadDigest);
-    if (!bytes) throw new DomainError("INTERNAL", "Internal server error");
+async function loadKvCache(store: Store, source: Pick<PayloadLocation, "inlineJson">, stored: PayloadInfo | null): Promise<KvCacheDocument> {
+  if (stored) {
+    const bytes = await readPayloadYielding(store.payloads, stored);
     recordPayloadBytes("out", bytes.length);
     return safetensorsToKvCache(bytes) as KvCacheDocument;
   }
@@ -102,17 +104,24 @@ export async function loadKvCache(store: Store, source: Omit<PayloadLocation, "p
 /**
  * The JSON document to answer inline, or null when it must be downloaded:
  * above the inline limit (`MEMORY_EXCHANGE_INLINE_PAYLOAD_MB`), or a file
- * whose extra tensors the JSON form cannot carry.
+ * whose extra tensors the JSON form cannot carry. `known`: the payload's
+ * info when the caller has read it already (one query less).
  */
-export async function inlineKvCache(store: Store, source: PayloadLocation, inlineLimitBytes: number): Promise<KvCacheDocument | null> {
+export async function inlineKvCache(
+  store: Store,
+  source: PayloadLocation,
+  inlineLimitBytes: number,
+  known?: PayloadInfo,
+): Promise<KvCacheDocument | null> {
+  let stored: PayloadInfo | null = null;
   if (source.payloadDigest) {
-    const info = await store.payloads.info(source.payloadDigest);
-    if (!info) throw new DomainError("INTERNAL", "Internal server error");
-    if (info.size > inlineLimitBytes || info.kind !== "kv-cache") return null;
+    stored = known ?? (await store.payloads.info(source.payloadDigest));
+    if (!stored) throw new DomainError("INTERNAL", "Internal server error");
+    if (stored.size > inlineLimitBytes || stored.kind !== "kv-cache") return null;
   } else if (source.inlineJson && Buffer.byteLength(source.inlineJson) > inlineLimitBytes) {
     return null;
   }
-  return loadKvCache(store, source);
+  return loadKvCache(store, source, stored);
 }
 
 /** The alignment report when the payload is not inline: it is delivered as published, by download. */
