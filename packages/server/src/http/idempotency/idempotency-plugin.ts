@@ -143,7 +143,8 @@ export const idempotencyPlugin = fp<IdempotencyPluginOptions>(
       return forward;
     };
 
-    // Only routes that take POST carry the hooks (a route accepting several methods still checks).
+    // Only routes that take POST carry the hooks (a route accepting several methods still checks),
+    // so register this plugin before the routes, like the abuse controls.
     app.addHook("onRoute", (route) => {
       if (![route.method].flat().includes("POST")) return;
       route.preHandler = withHook(route.preHandler, claimOrReplay);
