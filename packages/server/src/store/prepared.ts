@@ -41,6 +41,19 @@ export function placeholderFilter<F extends Filter>(filter: F): F {
   return out as F;
 }
 
+/**
+ * A LIMIT written into SQLite's SQL as an integer literal. Drizzle binds
+ * limits as parameters, and SQLite (built with STAT4, as better-sqlite3 is)
+ * re-plans a statement on every run when a bound value can change its plan,
+ * which a LIMIT over an ordered index scan does: a 20-row browse page took
+ * ~200 µs with `LIMIT ?` against ~100 µs with `LIMIT 20`.
+ */
+export function sqliteLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new Error(`not a row count: ${limit}`);
+  // Drizzle writes an SQL chunk given as the limit verbatim.
+  return sql.raw(String(limit)) as unknown as number;
+}
+
 /** One statement per key (a filter shape), built on first use. */
 export class StatementCache<S> {
   private readonly statements = new Map<string, S>();

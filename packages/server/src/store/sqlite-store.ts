@@ -2,7 +2,7 @@ import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { isMigrated } from "../db/migrate.js";
 import type { SqliteDatabase } from "../db/open-database.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/sqlite-schema.js";
-import { compileRowDecoder, filterShape, lazy, placeholderFilter, StatementCache } from "./prepared.js";
+import { compileRowDecoder, filterShape, lazy, placeholderFilter, sqliteLimit, StatementCache } from "./prepared.js";
 import { createSqlitePayloadStore } from "./sqlite-payload-store.js";
 import {
   chainBrowseWhere,
@@ -92,6 +92,8 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       .onConflictDoNothing()
       .prepare(),
   );
+  // One statement per filter combination and page size (the LIMIT is part of the SQL: sqliteLimit).
+  const pageKey = (filter: ListingFilter | ChainFilter) => `${filterShape(filter)}limit=${filter.limit}`;
   const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
   const prepareListingPage = (filter: ListingFilter) =>
     db
@@ -99,7 +101,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       .from(ex)
       .where(listingBrowseWhere(ex, placeholderFilter(filter)))
       .orderBy(desc(ex.createdAt), desc(ex.id))
-      .limit(ph("limit"))
+      .limit(sqliteLimit(filter.limit))
       .offset(ph("offset"))
       .prepare();
   const chainPages = new StatementCache<ReturnType<typeof prepareChainPage>>();
@@ -109,7 +111,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       .from(rc)
       .where(chainBrowseWhere(rc, placeholderFilter(filter)))
       .orderBy(desc(rc.createdAt), desc(rc.id))
-      .limit(ph("limit"))
+      .limit(sqliteLimit(filter.limit))
       .offset(ph("offset"))
       .prepare();
   /** A page's placeholder values, dates in driver form. */
@@ -140,7 +142,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     },
 
     async browseListings(filter) {
-      return listingPages.get(filterShape(filter), () => prepareListingPage(filter)).values(pageValues(filter)).map(exchangeRow);
+      return listingPages.get(pageKey(filter), () => prepareListingPage(filter)).values(pageValues(filter)).map(exchangeRow);
     },
 
     findPurchase: async (listingId, buyerId) => findPurchase(listingId, buyerId),
@@ -188,7 +190,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     findChain: async (id) => findChain(id),
 
     async browseChains(filter) {
-      return chainPages.get(filterShape(filter), () => prepareChainPage(filter)).values(pageValues(filter)).map(chainRow);
+      return chainPages.get(pageKey(filter), () => prepareChainPage(filter)).values(pageValues(filter)).map(chainRow);
     },
 
     async recordChainUse({ chain, userId, priceCents, targetModel }) {
