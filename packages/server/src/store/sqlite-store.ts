@@ -92,6 +92,30 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       .onConflictDoNothing()
       .prepare(),
   );
+  const countChainUse = lazy(() =>
+    db
+      .update(rc)
+      .set({ usageCount: sql`${rc.usageCount} + 1`, totalRevenueCents: sql`${rc.totalRevenueCents} + ${ph("priceCents")}` })
+      .where(and(eq(rc.id, ph("chainId")), eq(rc.status, "active")))
+      .prepare(),
+  );
+  const insertChainUse = lazy(() =>
+    db
+      .insert(ex)
+      .values({
+        sellerId: ph("sellerId"),
+        buyerId: ph("buyerId"),
+        memoryType: "reasoning_chain",
+        sourceModel: ph("sourceModel"),
+        targetModel: ph("targetModel"),
+        priceCents: ph("priceCents"),
+        status: "completed",
+        chainId: ph("chainId"),
+        payloadDigest: ph("payloadDigest"),
+        payloadSize: ph("payloadSize"),
+      })
+      .prepare(),
+  );
   // One statement per filter combination and page size (the LIMIT is part of the SQL: sqliteLimit).
   const pageKey = (filter: ListingFilter | ChainFilter) => `${filterShape(filter)}limit=${filter.limit}`;
   const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
@@ -195,32 +219,20 @@ export function createSqliteStore(database: SqliteDatabase): Store {
 
     async recordChainUse({ chain, userId, priceCents, targetModel }) {
       return db.transaction(
-        (tx) => {
-          const update = tx
-            .update(rc)
-            .set({
-              usageCount: sql`${rc.usageCount} + 1`,
-              totalRevenueCents: sql`${rc.totalRevenueCents} + ${priceCents}`,
-            })
-            .where(and(eq(rc.id, chain.id), eq(rc.status, "active")))
-            .run();
+        () => {
+          // Prepared statements run on the same connection, so they take part in the transaction.
+          const update = countChainUse().run({ chainId: chain.id, priceCents });
           if (update.changes !== 1) throw new ChainUnavailableError(chain.id);
-          const insert = tx
-            .insert(ex)
-            .values({
-              sellerId: chain.creatorId,
-              buyerId: userId,
-              memoryType: "reasoning_chain",
-              sourceModel: chain.sourceModel,
-              targetModel,
-              priceCents,
-              status: "completed",
-              chainId: chain.id,
-              payloadDigest: chain.payloadDigest,
-              payloadSize: chain.payloadSize,
-            })
-            .run();
-          // Same connection, so the prepared reads take part in the transaction.
+          const insert = insertChainUse().run({
+            sellerId: chain.creatorId,
+            buyerId: userId,
+            sourceModel: chain.sourceModel,
+            targetModel,
+            priceCents,
+            chainId: chain.id,
+            payloadDigest: chain.payloadDigest,
+            payloadSize: chain.payloadSize,
+          });
           const trade = findExchange(Number(insert.lastInsertRowid))!;
           const updated = findChain(chain.id)!;
           return { trade, chain: updated };
