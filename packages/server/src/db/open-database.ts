@@ -83,6 +83,9 @@ async function openMysql(config: Extract<DatabaseConfig, { dialect: "mysql" }>):
     dateStrings: true,
     supportBigNumbers: true,
     enableKeepAlive: true,
+    // No call-site stack captured per query (~6% of a purchase's CPU): driver errors never reach
+    // clients, and the log already names the procedure and request id of a failed query.
+    trace: false,
     // Never wait longer to connect than a query may take.
     connectTimeout: Math.min(5_000, config.queryTimeoutMs || 5_000),
     ...(config.ssl ? { ssl: { minVersion: "TLSv1.2", rejectUnauthorized: true } } : {}),
