@@ -2,20 +2,11 @@ import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from "@trpc/server/a
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { directCall, isProcedurePath, procedureParts, type DirectCall } from "../trpc/direct-call.js";
 import { appRouter, type AppRouter } from "../trpc/root.js";
-import { createContext, type Context, type Services } from "../trpc/trpc.js";
+import type { Services } from "../trpc/trpc.js";
 import { wireTransformer } from "../trpc/wire-transformer.js";
+import { requestContext } from "./request-context.js";
 
 export const TRPC_PREFIX = "/trpc";
-
-function contextOf(services: Services, request: FastifyRequest): Context {
-  return createContext(services, {
-    requestId: request.id,
-    header: (name) => {
-      const value = request.headers[name];
-      return Array.isArray(value) ? value[0] : value;
-    },
-  });
-}
 
 /** Every query procedure, called directly (direct-call.ts). */
 function queryCalls(): Map<string, DirectCall> {
@@ -52,7 +43,7 @@ export function answerBatchedQueries(services: Services) {
       return;
     }
     if (inputs === null || typeof inputs !== "object" || Array.isArray(inputs)) return;
-    const ctx = contextOf(services, request);
+    const ctx = requestContext(services, request);
     let body: string;
     try {
       const outputs = await Promise.all(
@@ -77,7 +68,7 @@ export async function registerTrpcEndpoint(app: FastifyInstance, services: Servi
       await endpoint.register(fastifyTRPCPlugin, {
         trpcOptions: {
           router: appRouter,
-          createContext: ({ req }) => contextOf(services, req),
+          createContext: ({ req }) => requestContext(services, req),
         } satisfies FastifyTRPCPluginOptions<AppRouter>["trpcOptions"],
       });
     },

@@ -1,5 +1,7 @@
 import type { AnyProcedure } from "@trpc/server";
+import type { Scope } from "@memory-exchange/shared";
 import type { z } from "zod";
+import type { Principal } from "../domain/api-keys.js";
 import { appRouter } from "./root.js";
 import { authorize, type Context, type ProcedureMeta } from "./trpc.js";
 
@@ -36,6 +38,14 @@ export function procedureParts(path: ProcedurePath): ProcedureParts {
 /** A call of one procedure: context and raw input in, the validated output out. */
 export type DirectCall = (ctx: Context, rawInput: unknown) => Promise<unknown>;
 
+/** A procedure split at its tier: the scope its tier requires, and the rest of its chain. */
+export interface DirectProcedure {
+  /** the scope the procedure's tier requires; undefined for a public procedure */
+  scope: Scope | undefined;
+  /** input parse, resolver, output parse, for a caller `authorize(ctx, scope)` let through */
+  run(ctx: Context, principal: Principal | undefined, rawInput: unknown): Promise<unknown>;
+}
+
 /**
  * A procedure called as its middleware chain would call it — the tier's rule
  * (`authorize` with the scope its tier recorded), input parse, resolver,
@@ -45,17 +55,24 @@ export type DirectCall = (ctx: Context, rawInput: unknown) => Promise<unknown>;
  * REST routes and the batched-query fast path call procedures this way;
  * errors are thrown as the chain would see them (classifyError reads both).
  */
-export function directCall(path: ProcedurePath): DirectCall {
+export function directProcedure(path: ProcedurePath): DirectProcedure {
   const { type, meta, input, output, resolver } = procedureParts(path);
-  const scope = meta?.scope;
-  return async (ctx, rawInput) => {
-    const principal = scope ? await authorize(ctx, scope) : undefined;
-    const parsed = input ? input.parse(rawInput) : undefined;
-    const result = await resolver({ ctx: { ...ctx, principal }, input: parsed, path, type, signal: undefined });
-    if (!output) return result;
-    const checked = output.safeParse(result);
-    // An output that breaks its schema is our bug: a 500, not the caller's 400.
-    if (!checked.success) throw new Error(`${path}: output validation failed`, { cause: checked.error });
-    return checked.data;
+  return {
+    scope: meta?.scope,
+    async run(ctx, principal, rawInput) {
+      const parsed = input ? input.parse(rawInput) : undefined;
+      const result = await resolver({ ctx: { ...ctx, principal }, input: parsed, path, type, signal: undefined });
+      if (!output) return result;
+      const checked = output.safeParse(result);
+      // An output that breaks its schema is our bug: a 500, not the caller's 400.
+      if (!checked.success) throw new Error(`${path}: output validation failed`, { cause: checked.error });
+      return checked.data;
+    },
   };
+}
+
+/** `directProcedure`, tier rule included. */
+export function directCall(path: ProcedurePath): DirectCall {
+  const { scope, run } = directProcedure(path);
+  return async (ctx, rawInput) => run(ctx, scope ? await authorize(ctx, scope) : undefined, rawInput);
 }

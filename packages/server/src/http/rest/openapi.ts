@@ -155,7 +155,7 @@ function operationObject(op: RestOperation): Record<string, unknown> {
     summary: route.summary,
     ...(route.description ? { description: route.description } : {}),
     tags: [route.tag],
-    "x-scope": route.scope,
+    "x-scope": op.scope,
     "x-trpc-procedure": route.procedure,
     parameters,
     ...(input && route.input === "body"

@@ -1,9 +1,10 @@
 import fastifyCors from "@fastify/cors";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { DomainError } from "../../errors.js";
-import { directCall } from "../../trpc/direct-call.js";
-import { authorize, createContext, reportFailure, type Context, type Services } from "../../trpc/trpc.js";
+import type { Principal } from "../../domain/api-keys.js";
+import { authorize, reportFailure, type Context, type Services } from "../../trpc/trpc.js";
 import { ok, sendError } from "../envelope.js";
+import { requestContext } from "../request-context.js";
 import { restDetails } from "./case-mapping.js";
 import { registerDocs } from "./docs.js";
 import { buildOpenApiDocument, type OpenApiDocument, type OpenApiPaths } from "./openapi.js";
@@ -42,8 +43,7 @@ function restError(error: DomainError, op: RestOperation): DomainError {
 }
 
 function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: number) {
-  const { route } = op;
-  const call = directCall(route.procedure);
+  const { route, scope, procedure } = op;
   const readInput: (request: FastifyRequest) => unknown = {
     body: (request: FastifyRequest) => op.input.fromBody(request.body ?? {}),
     query: (request: FastifyRequest) => op.input.fromQuery(request.query as Record<string, unknown>),
@@ -51,33 +51,24 @@ function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: n
     none: () => undefined,
   }[route.input];
 
-  // The same context the /trpc endpoint builds: auth, scopes and X-User-Id are the procedure's business.
-  const contextOf = (request: FastifyRequest) =>
-    createContext(services, {
-      requestId: request.id,
-      header: (name) => {
-        const value = request.headers[name];
-        return Array.isArray(value) ? value[0] : value;
-      },
-    });
-
-  const render = async (request: FastifyRequest, ctx: Context) => {
-    const output = (await call(ctx, readInput(request))) as Record<string, unknown>;
+  const render = async (request: FastifyRequest, ctx: Context, principal: Principal) => {
+    const output = (await procedure.run(ctx, principal, readInput(request))) as Record<string, unknown>;
     const data = op.toRest(output) as Record<string, unknown>;
     if (route.message) data.message = route.message(output);
     return ok(data);
   };
   const fail = (reply: FastifyReply, ctx: Context, error: unknown) => sendError(reply, restError(reportFailure(ctx, route.procedure, error), op));
 
+  // The tier's rule runs first on every request, also when the answer comes from the cache.
   const cache = route.cache ? new RestResponseCache(services.store, route.cache, responseCacheTtlMs) : undefined;
   if (cache?.enabled)
     return async (request: FastifyRequest, reply: FastifyReply) => {
-      const ctx = contextOf(request);
+      const ctx = requestContext(services, request);
       try {
-        // Hits skip the procedure, so its tier's rule runs here: the same function, every request.
-        await authorize(ctx, route.scope);
+        const principal = await authorize(ctx, scope);
         const { status, body } =
-          cache.get(request.url) ?? (await cache.render(request.url, async () => ({ status: route.status, body: JSON.stringify(await render(request, ctx)) })));
+          cache.get(request.url) ??
+          (await cache.render(request.url, async () => ({ status: route.status, body: JSON.stringify(await render(request, ctx, principal)) })));
         return reply.code(status).type(JSON_TYPE).send(body);
       } catch (error) {
         return fail(reply, ctx, error);
@@ -85,9 +76,9 @@ function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: n
     };
 
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const ctx = contextOf(request);
+    const ctx = requestContext(services, request);
     try {
-      return reply.code(route.status).send(await render(request, ctx));
+      return reply.code(route.status).send(await render(request, ctx, await authorize(ctx, scope)));
     } catch (error) {
       return fail(reply, ctx, error);
     }
@@ -96,7 +87,7 @@ function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: n
 
 /**
  * The seed-compatible REST API: every route of the route table at `/api/v1`,
- * each calling its tRPC procedure directly (`directCall`), plus CORS,
+ * each calling its tRPC procedure directly (`directProcedure`), plus CORS,
  * `/openapi.json` and `/docs`.
  *
  * Each route also answers without the `/api/v1` prefix: the seed's proxy

@@ -18,10 +18,8 @@ export interface RestRoute {
   tag: "memory" | "reasoning-chain" | "stats" | "alignment";
   summary: string;
   description?: string;
-  /** the scope the procedure's tier requires (the procedure enforces it; a cached response checks it too) */
-  scope: "read" | "trade";
   /**
-   * The same answer for every caller with `scope`: the rendered response is
+   * The same answer for every caller the procedure's tier lets through: the rendered response is
    * cached (see response-cache.ts), invalidated with this read-cache group.
    */
   cache?: ReadCacheGroup;
@@ -49,7 +47,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "body",
     status: 201,
     tag: "memory",
-    scope: "trade",
     summary: "Publish a memory (KV-cache snapshot) for sale",
     errors: [413],
     example: {
@@ -68,7 +65,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "body",
     status: 200,
     tag: "memory",
-    scope: "trade",
     summary: "Buy a memory and receive its KV cache, aligned to target_model when a matrix exists",
     description:
       "A buyer buys a listing at most once: a repeat purchase returns the first transaction (`new_purchase: false`) and charges nothing.",
@@ -85,7 +81,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "query",
     status: 200,
     tag: "memory",
-    scope: "read",
     summary: "List memories for sale (newest first, never the payload)",
   },
   {
@@ -96,7 +91,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "query",
     status: 200,
     tag: "memory",
-    scope: "read",
     summary: "The caller's trades as buyer and/or seller",
   },
   {
@@ -108,7 +102,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     params: { id: "memoryId" },
     status: 200,
     tag: "memory",
-    scope: "read",
     summary: "One listing; its kv_cache_data only for its seller and buyers (`entitled`)",
     errors: [404],
   },
@@ -120,7 +113,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "body",
     status: 201,
     tag: "reasoning-chain",
-    scope: "trade",
     summary: "Publish a reasoning chain, sold per use",
     errors: [413],
     example: {
@@ -141,7 +133,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "body",
     status: 200,
     tag: "reasoning-chain",
-    scope: "trade",
     summary: "Pay for one use of a reasoning chain and receive its KV-cache snapshot",
     description: "Each use records a transaction; the creator's own use is free.",
     errors: [404, 422],
@@ -158,7 +149,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     aliases: { chain_type: "category" },
     status: 200,
     tag: "reasoning-chain",
-    scope: "read",
     summary: "List active reasoning chains (newest first)",
   },
   {
@@ -170,7 +160,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     params: { id: "chainId" },
     status: 200,
     tag: "reasoning-chain",
-    scope: "read",
     summary: "One active reasoning chain (without its snapshot)",
     errors: [404],
   },
@@ -183,7 +172,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "none",
     status: 200,
     tag: "stats",
-    scope: "read",
     summary: "Market statistics",
   },
   {
@@ -194,7 +182,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "body",
     status: 201,
     tag: "alignment",
-    scope: "trade",
     summary: "Register an alignment matrix W (source_dim × target_dim) for a source_model -> target_model pair",
     description:
       "`matrix` is a 2-D nested array, a compact tensor `{dtype, shape, data}`, or the digest of a safetensors file you uploaded " +
@@ -212,7 +199,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "query",
     status: 200,
     tag: "alignment",
-    scope: "read",
     summary: "Registered alignment matrices, newest first (never the matrix data)",
   },
   {
@@ -223,7 +209,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
     input: "body",
     status: 200,
     tag: "alignment",
-    scope: "trade",
     summary: "Activate or retire an alignment matrix (its publisher, or an admin key)",
     errors: [404],
     example: { matrix_id: 1, status: "inactive" },
