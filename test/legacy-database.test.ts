@@ -84,6 +84,18 @@ for (const dialect of await testDialects()) {
       expect(stats).toMatchObject({ totalMemories: 3, availableMemories: 1, totalTransactions: 2, chainUses: 1, memoryPurchases: 1, totalVolume: 14.99, totalReasoningChains: 2, activeReasoningChains: 1 });
     });
 
+    test("pages leave the inline payloads in the database; a single read still has them", async () => {
+      const { store } = server.services;
+      const listings = await store.browseListings({ limit: 10, offset: 0 });
+      const trades = await store.listTrades(8, "buyer", 10, 0);
+      const chains = await store.browseChains({ limit: 10, offset: 0 });
+      expect([listings.length, trades.length, chains.length]).toEqual([1, 2, 1]);
+      for (const row of [...listings, ...trades]) expect(row).not.toHaveProperty("kvCacheData");
+      for (const row of chains) expect(row).not.toHaveProperty("kvCacheSnapshot");
+      expect(JSON.parse((await store.findListing(1))!.kvCacheData!)).toEqual(LEGACY_KV);
+      expect(JSON.parse((await store.findChain(chains[0]!.id))!.kvCacheSnapshot!)).toEqual(LEGACY_CHAIN_SNAPSHOT);
+    });
+
     test("the legacy listing is purchasable and delivers the stored JSON exactly; the sold row is not for sale", async () => {
       const buyer = await client(21);
       const purchase = await buyer.memory.purchase.mutate({ memoryId: 1, targetModel: "llama-3-8b" });

@@ -1,9 +1,9 @@
 import { fromCents, type MemoryListing, type ReasoningChain, type Transaction } from "@memory-exchange/shared";
-import type { ChainRow, ExchangeRow } from "../store/store.js";
+import type { ChainSummary, ExchangeSummary } from "../store/store.js";
 
 /** Store rows to API objects (camelCase; money as numbers with at most 2 decimals). */
 
-export function toListing(row: ExchangeRow): MemoryListing {
+export function toListing(row: ExchangeSummary): MemoryListing {
   return {
     id: row.id,
     sellerId: row.sellerId,
@@ -21,7 +21,7 @@ export function toListing(row: ExchangeRow): MemoryListing {
   };
 }
 
-export function toTransaction(row: ExchangeRow, viewerId: number): Transaction {
+export function toTransaction(row: ExchangeSummary, viewerId: number): Transaction {
   return {
     id: row.id,
     role: row.buyerId === viewerId ? "buyer" : "seller",
@@ -48,7 +48,7 @@ function parseJsonText(text: string | null): unknown {
   }
 }
 
-export function toChain(row: ChainRow): ReasoningChain {
+export function toChain(row: ChainSummary): ReasoningChain {
   return {
     id: row.id,
     creatorId: row.creatorId,

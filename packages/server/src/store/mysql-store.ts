@@ -16,7 +16,9 @@ import {
   tradesWhere,
   API_KEY_COLUMNS,
   CHAIN_COLUMNS,
+  CHAIN_SUMMARY_COLUMNS,
   EXCHANGE_COLUMNS,
+  EXCHANGE_SUMMARY_COLUMNS,
   pickColumns,
 } from "./queries.js";
 import { ChainUnavailableError, type ChainFilter, type ChainRow, type ListingFilter, type Store } from "./store.js";
@@ -24,6 +26,8 @@ import { ChainUnavailableError, type ChainFilter, type ChainRow, type ListingFil
 const exchangeColumns = pickColumns(ex, EXCHANGE_COLUMNS);
 
 const chainColumns = pickColumns(rc, CHAIN_COLUMNS);
+const exchangeSummaryColumns = pickColumns(ex, EXCHANGE_SUMMARY_COLUMNS);
+const chainSummaryColumns = pickColumns(rc, CHAIN_SUMMARY_COLUMNS);
 
 const apiKeyColumns = pickColumns(apiKeys, API_KEY_COLUMNS);
 
@@ -99,26 +103,26 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     mysqlSelectRows(
       pool,
       db
-        .select(exchangeColumns)
+        .select(exchangeSummaryColumns)
         .from(ex)
         .where(listingBrowseWhere(ex, placeholderFilter(filter)))
         .orderBy(desc(ex.createdAt), desc(ex.id))
         .limit(ph("limit"))
         .offset(ph("offset")),
-      exchangeColumns,
+      exchangeSummaryColumns,
     );
   const chainPages = new StatementCache<ReturnType<typeof prepareChainPage>>();
   const prepareChainPage = (filter: ChainFilter) =>
     mysqlSelectRows(
       pool,
       db
-        .select(chainColumns)
+        .select(chainSummaryColumns)
         .from(rc)
         .where(chainBrowseWhere(rc, placeholderFilter(filter)))
         .orderBy(desc(rc.createdAt), desc(rc.id))
         .limit(ph("limit"))
         .offset(ph("offset")),
-      chainColumns,
+      chainSummaryColumns,
     );
   /** A page's placeholder values in driver form: money as DECIMAL text, dates as DATETIME text. */
   const pageValues = (filter: ListingFilter | ChainFilter) => {
@@ -241,7 +245,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
 
     async listTrades(userId, role, limit, offset) {
       return db
-        .select(exchangeColumns)
+        .select(exchangeSummaryColumns)
         .from(ex)
         .where(tradesWhere(ex, userId, role))
         .orderBy(desc(ex.createdAt), desc(ex.id))

@@ -132,6 +132,8 @@ export const EXCHANGE_COLUMNS = [
   "payloadDigest",
   "payloadSize",
 ] as const;
+/** A page of listings or trades: every exchange column but the older code's inline payload (large TEXT, read only by whoever gets the payload). */
+export const EXCHANGE_SUMMARY_COLUMNS = EXCHANGE_COLUMNS.filter((c): c is Exclude<(typeof EXCHANGE_COLUMNS)[number], "kvCacheData"> => c !== "kvCacheData");
 export const CHAIN_COLUMNS = [
   "id",
   "creatorId",
@@ -153,6 +155,8 @@ export const CHAIN_COLUMNS = [
   "payloadDigest",
   "payloadSize",
 ] as const;
+/** A page of chains: every chain column but the inline snapshot. */
+export const CHAIN_SUMMARY_COLUMNS = CHAIN_COLUMNS.filter((c): c is Exclude<(typeof CHAIN_COLUMNS)[number], "kvCacheSnapshot"> => c !== "kvCacheSnapshot");
 export const API_KEY_COLUMNS = [
   "id",
   "userId",

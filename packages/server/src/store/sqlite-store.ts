@@ -14,7 +14,9 @@ import {
   tradesWhere,
   API_KEY_COLUMNS,
   CHAIN_COLUMNS,
+  CHAIN_SUMMARY_COLUMNS,
   EXCHANGE_COLUMNS,
+  EXCHANGE_SUMMARY_COLUMNS,
   pickColumns,
 } from "./queries.js";
 import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRow, type ListingFilter, type Store } from "./store.js";
@@ -22,10 +24,12 @@ import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRo
 const exchangeColumns = pickColumns(ex, EXCHANGE_COLUMNS);
 
 const chainColumns = pickColumns(rc, CHAIN_COLUMNS);
+const exchangeSummaryColumns = pickColumns(ex, EXCHANGE_SUMMARY_COLUMNS);
+const chainSummaryColumns = pickColumns(rc, CHAIN_SUMMARY_COLUMNS);
 
 // Browse pages decode their rows with mappers compiled from the same selections (prepared.ts).
-const exchangeRow = compileRowDecoder(exchangeColumns);
-const chainRow = compileRowDecoder(chainColumns);
+const exchangeSummary = compileRowDecoder(exchangeSummaryColumns);
+const chainSummary = compileRowDecoder(chainSummaryColumns);
 
 const apiKeyColumns = pickColumns(apiKeys, API_KEY_COLUMNS);
 
@@ -121,7 +125,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
   const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
   const prepareListingPage = (filter: ListingFilter) =>
     db
-      .select(exchangeColumns)
+      .select(exchangeSummaryColumns)
       .from(ex)
       .where(listingBrowseWhere(ex, placeholderFilter(filter)))
       .orderBy(desc(ex.createdAt), desc(ex.id))
@@ -131,7 +135,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
   const chainPages = new StatementCache<ReturnType<typeof prepareChainPage>>();
   const prepareChainPage = (filter: ChainFilter) =>
     db
-      .select(chainColumns)
+      .select(chainSummaryColumns)
       .from(rc)
       .where(chainBrowseWhere(rc, placeholderFilter(filter)))
       .orderBy(desc(rc.createdAt), desc(rc.id))
@@ -166,7 +170,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     },
 
     async browseListings(filter) {
-      return listingPages.get(pageKey(filter), () => prepareListingPage(filter)).values(pageValues(filter)).map(exchangeRow);
+      return listingPages.get(pageKey(filter), () => prepareListingPage(filter)).values(pageValues(filter)).map(exchangeSummary);
     },
 
     findPurchase: async (listingId, buyerId) => findPurchase(listingId, buyerId),
@@ -214,7 +218,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     findChain: async (id) => findChain(id),
 
     async browseChains(filter) {
-      return chainPages.get(pageKey(filter), () => prepareChainPage(filter)).values(pageValues(filter)).map(chainRow);
+      return chainPages.get(pageKey(filter), () => prepareChainPage(filter)).values(pageValues(filter)).map(chainSummary);
     },
 
     async recordChainUse({ chain, userId, priceCents, targetModel }) {
@@ -243,7 +247,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
 
     async listTrades(userId, role, limit, offset) {
       return db
-        .select(exchangeColumns)
+        .select(exchangeSummaryColumns)
         .from(ex)
         .where(tradesWhere(ex, userId, role))
         .orderBy(desc(ex.createdAt), desc(ex.id))

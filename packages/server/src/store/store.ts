@@ -33,6 +33,9 @@ export interface ExchangeRow {
   payloadSize: number | null;
 }
 
+/** An exchange row as pages carry it: without the older code's inline payload. */
+export type ExchangeSummary = Omit<ExchangeRow, "kvCacheData">;
+
 export interface ChainRow {
   id: number;
   creatorId: number;
@@ -55,6 +58,9 @@ export interface ChainRow {
   payloadDigest: string | null;
   payloadSize: number | null;
 }
+
+/** A chain row as pages carry it: without the inline snapshot. */
+export type ChainSummary = Omit<ChainRow, "kvCacheSnapshot">;
 
 export interface NewListing {
   sellerId: number;
@@ -162,7 +168,7 @@ export interface Store {
   /** A listing row (one that is not a new-style trade), or null. */
   findListing(id: number): Promise<ExchangeRow | null>;
   /** Listings for sale, newest first. */
-  browseListings(filter: ListingFilter): Promise<ExchangeRow[]>;
+  browseListings(filter: ListingFilter): Promise<ExchangeSummary[]>;
   /** The buyer's completed purchase of the listing (including the older code's single-sale rows), or null. */
   findPurchase(listingId: number, buyerId: number): Promise<ExchangeRow | null>;
   /** Records a purchase; a second purchase by the same buyer returns the first (the unique index decides races). */
@@ -171,12 +177,12 @@ export interface Store {
   insertChain(chain: NewChain): Promise<number>;
   findChain(id: number): Promise<ChainRow | null>;
   /** Active chains, newest first. */
-  browseChains(filter: ChainFilter): Promise<ChainRow[]>;
+  browseChains(filter: ChainFilter): Promise<ChainSummary[]>;
   /** Records one paid use and bumps the chain's counters in one transaction; returns the trade and the updated chain. */
   recordChainUse(use: NewChainUse): Promise<{ trade: ExchangeRow; chain: ChainRow }>;
 
   /** Completed trades where the user is buyer and/or seller, newest first. */
-  listTrades(userId: number, role: TradeRole, limit: number, offset: number): Promise<ExchangeRow[]>;
+  listTrades(userId: number, role: TradeRole, limit: number, offset: number): Promise<ExchangeSummary[]>;
   findTrade(id: number): Promise<ExchangeRow | null>;
   stats(): Promise<StatsRow>;
 
