@@ -321,8 +321,8 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
       if (scenario.steady && !SKIP.has("steady")) {
         const rate = Math.max(1, Math.round(ours.rps / 2));
         log(`${dialect}: ${scenario.name} at ${rate} req/s (half the maximum)`);
-        result.halfLoad = await measured(scenario.service, () =>
-          steadyRate(scenario.service.url, scenario.workload(), { rate, durationS: DURATION_S, connections: CONNECTIONS }),
+        result.halfLoad = await measured(scenario.service, (onMeasureStart) =>
+          steadyRate(scenario.service.url, scenario.workload(), { rate, durationS: DURATION_S, connections: CONNECTIONS, warmupS: WARMUP_S, onMeasureStart }),
         );
       }
       results.push(result);
