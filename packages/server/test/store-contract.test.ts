@@ -87,7 +87,8 @@ for (const dialect of await testDialects()) {
       expect(second).toEqual({ trade: first.trade, created: false });
       expect(other.created).toBe(true);
       expect(first.trade).toMatchObject({ listingId: id, buyerId: 11, sellerId: 7, status: "completed", priceCents: 999, targetModel: "gpt-4" });
-      expect(await store.findPurchase(id, 11)).toEqual(first.trade);
+      expect(await store.findPurchase(id, 11)).toEqual(first.trade); // the returned trade is the stored row
+      expect(await store.findTrade(other.trade.id)).toEqual(other.trade);
       expect(await store.findPurchase(id, 13)).toBeNull();
       expect(await store.findListing(first.trade.id)).toBeNull(); // a trade is not a listing
     });
@@ -100,6 +101,7 @@ for (const dialect of await testDialects()) {
       const use2 = await store.recordChainUse({ chain: row, userId: 9, priceCents: 0, targetModel: "gpt-4" });
       expect(use2.chain).toMatchObject({ usageCount: 2, totalRevenueCents: 299 });
       expect(use1.trade).toMatchObject({ chainId, buyerId: 20, sellerId: 9, memoryType: "reasoning_chain", priceCents: 299 });
+      expect(await store.findTrade(use1.trade.id)).toEqual(use1.trade); // the returned trade is the stored row
 
       if (database.dialect === "sqlite") database.sqlite.exec(`UPDATE reasoning_chains SET status = 'inactive' WHERE id = ${chainId}`);
       else await database.pool.query("UPDATE reasoning_chains SET status = 'inactive' WHERE id = ?", [chainId]);

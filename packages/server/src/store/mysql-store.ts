@@ -19,7 +19,9 @@ import {
   CHAIN_SUMMARY_COLUMNS,
   EXCHANGE_COLUMNS,
   EXCHANGE_SUMMARY_COLUMNS,
+  insertedTrade,
   pickColumns,
+  type TradeValues,
 } from "./queries.js";
 import { ChainUnavailableError, type ChainFilter, type ChainRow, type ListingFilter, type Store } from "./store.js";
 
@@ -166,20 +168,22 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       // The unique index (listing_id, buyer_id) decides races: the loser's INSERT fails and it
       // returns the winner's purchase. (mysql2 sets CLIENT_FOUND_ROWS, so ON DUPLICATE KEY
       // UPDATE could not tell an insert from a duplicate by affectedRows.)
+      const values: TradeValues = {
+        sellerId: listing.sellerId,
+        buyerId,
+        memoryType: listing.memoryType,
+        sourceModel: listing.sourceModel,
+        targetModel,
+        priceCents: listing.priceCents,
+        listingId: listing.id,
+        chainId: null,
+        payloadDigest: listing.payloadDigest,
+        payloadSize: listing.payloadSize,
+        createdAt: wholeSeconds(new Date()),
+      };
       try {
-        const [result] = (await insertPurchase().execute({
-          sellerId: listing.sellerId,
-          buyerId,
-          memoryType: listing.memoryType,
-          sourceModel: listing.sourceModel,
-          targetModel,
-          priceCents: listing.priceCents,
-          listingId: listing.id,
-          payloadDigest: listing.payloadDigest,
-          payloadSize: listing.payloadSize,
-          createdAt: wholeSeconds(new Date()),
-        })) as unknown as InsertResult;
-        return { trade: (await findExchange(result.insertId))!, created: true };
+        const [result] = (await insertPurchase().execute(values)) as unknown as InsertResult;
+        return { trade: insertedTrade(result.insertId, values), created: true };
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
         const existing = await store.findPurchase(listing.id, buyerId);
@@ -224,20 +228,21 @@ export function createMysqlStore(database: MysqlDatabase): Store {
           })
           .where(and(eq(rc.id, chain.id), eq(rc.status, "active")))) as unknown as InsertResult;
         if (update.affectedRows !== 1) throw new ChainUnavailableError(chain.id);
-        const [insert] = (await tx.insert(ex).values({
+        const values: TradeValues = {
           sellerId: chain.creatorId,
           buyerId: userId,
           memoryType: "reasoning_chain",
           sourceModel: chain.sourceModel,
           targetModel,
           priceCents,
-          status: "completed",
+          listingId: null,
           chainId: chain.id,
           payloadDigest: chain.payloadDigest,
           payloadSize: chain.payloadSize,
           createdAt: wholeSeconds(new Date()),
-        })) as unknown as InsertResult;
-        const trade = (await tx.select(exchangeColumns).from(ex).where(eq(ex.id, insert.insertId)))[0]!;
+        };
+        const [insert] = (await tx.insert(ex).values({ ...values, status: "completed" })) as unknown as InsertResult;
+        const trade = insertedTrade(insert.insertId, values);
         const updated = (await tx.select(chainColumns).from(rc).where(eq(rc.id, chain.id)))[0]!;
         return { trade, chain: updated };
       });

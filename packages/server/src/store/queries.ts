@@ -1,5 +1,5 @@
 import { and, eq, gte, isNull, lt, lte, not, or, sql, type AnyColumn, type SQL } from "drizzle-orm";
-import type { ApiKeyRow, ChainFilter, Cursor, ListingFilter, TradeRole } from "./store.js";
+import type { ApiKeyRow, ChainFilter, Cursor, ExchangeRow, ListingFilter, TradeRole } from "./store.js";
 import type { Scope } from "@memory-exchange/shared";
 
 /**
@@ -109,6 +109,21 @@ export function parseScopes(text: string): Scope[] {
 
 export function toApiKeyRow(row: Omit<ApiKeyRow, "scopes"> & { scopes: string }): ApiKeyRow {
   return { ...row, scopes: parseScopes(row.scopes) };
+}
+
+/** The columns a store writes when it records a trade (a purchase or a chain use). */
+export type TradeValues = Pick<
+  ExchangeRow,
+  "sellerId" | "buyerId" | "memoryType" | "sourceModel" | "targetModel" | "priceCents" | "listingId" | "chainId" | "payloadDigest" | "payloadSize" | "createdAt"
+>;
+
+/**
+ * The row a trade INSERT wrote, without reading it back: every column it
+ * does not set is NULL by the schema (the older code's table included), and
+ * its time is set by the store, not by the database.
+ */
+export function insertedTrade(id: number, values: TradeValues): ExchangeRow {
+  return { id, ...values, status: "completed", kvCacheData: null, contextLength: null, tokenCount: null, qualityScore: null, description: null };
 }
 
 /** The columns every store selects for a row type (ExchangeRow, ChainRow, ApiKeyRow), named once for both dialects. */
