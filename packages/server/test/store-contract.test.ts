@@ -87,9 +87,9 @@ for (const dialect of await testDialects()) {
       expect(second).toEqual({ trade: first.trade, created: false });
       expect(other.created).toBe(true);
       expect(first.trade).toMatchObject({ listingId: id, buyerId: 11, sellerId: 7, status: "completed", priceCents: 999, targetModel: "gpt-4" });
-      expect(await store.findPurchase(id, 11)).toEqual(first.trade); // the returned trade is the stored row
+      expect(await store.findPurchase(row, 11)).toEqual(first.trade); // the returned trade is the stored row
       expect(await store.findTrade(other.trade.id)).toEqual(other.trade);
-      expect(await store.findPurchase(id, 13)).toBeNull();
+      expect(await store.findPurchase(row, 13)).toBeNull();
       expect(await store.findListing(first.trade.id)).toBeNull(); // a trade is not a listing
     });
 

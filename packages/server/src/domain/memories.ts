@@ -78,7 +78,7 @@ export async function getMemory(
 ): Promise<Out<typeof memoryDetailSchema>> {
   const row = await store.findListing(input.memoryId);
   if (!row) throw notFound(`memory ${input.memoryId}`);
-  const entitled = row.sellerId === userId || (await store.findPurchase(row.id, userId)) !== null;
+  const entitled = row.sellerId === userId || (await store.findPurchase(row, userId)) !== null;
   const listing = toListing(row);
   if (!entitled) return { ...listing, entitled };
   const kvCacheData = await inlineKvCache(store, payloadLocation(row), inlineLimitBytes);
@@ -101,7 +101,7 @@ export async function purchaseMemory(
   if (!listing) throw notFound(`memory ${input.memoryId}`);
   if (listing.sellerId === buyerId) throw new DomainError("SELF_PURCHASE", "You cannot buy your own listing");
 
-  let trade = await store.findPurchase(listing.id, buyerId);
+  let trade = await store.findPurchase(listing, buyerId);
   if (!trade && (listing.status !== "pending" || listing.buyerId !== 0))
     throw new DomainError("CONFLICT", `memory ${listing.id} is not for sale`);
 

@@ -20,7 +20,7 @@ export async function entitledPayloadLocation(store: Store, userId: number, targ
   if (target.kind === "memory") {
     const listing = await store.findListing(target.memoryId);
     if (!listing) throw notFound(`memory ${target.memoryId}`);
-    if (listing.sellerId !== userId && !(await store.findPurchase(listing.id, userId))) {
+    if (listing.sellerId !== userId && !(await store.findPurchase(listing, userId))) {
       throw new DomainError("FORBIDDEN", `Only the seller and the buyers of memory ${listing.id} may download its payload`);
     }
     return { payloadDigest: listing.payloadDigest, inlineJson: listing.kvCacheData };

@@ -20,6 +20,7 @@ import {
   EXCHANGE_COLUMNS,
   EXCHANGE_SUMMARY_COLUMNS,
   insertedTrade,
+  legacySale,
   pickColumns,
   type TradeValues,
 } from "./queries.js";
@@ -54,14 +55,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       .limit(1)
       .prepare(),
   );
-  const legacyPurchaseOf = lazy(() =>
-    db
-      .select(exchangeColumns)
-      .from(ex)
-      .where(and(eq(ex.id, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed"), isListing(ex)))
-      .limit(1)
-      .prepare(),
-  );
+
   const insertListing = lazy(() =>
     db
       .insert(ex)
@@ -157,11 +151,8 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       return listingPages.get(filterShape(filter), () => prepareListingPage(filter))(pageValues(filter));
     },
 
-    async findPurchase(listingId, buyerId) {
-      const rows = await purchaseOf().execute({ listingId, buyerId });
-      if (rows[0]) return rows[0];
-      // The older code sold a listing by completing the listing row itself.
-      return (await legacyPurchaseOf().execute({ listingId, buyerId }))[0] ?? null;
+    async findPurchase(listing, buyerId) {
+      return (await purchaseOf().execute({ listingId: listing.id, buyerId }))[0] ?? legacySale(listing, buyerId);
     },
 
     async recordPurchase({ listing, buyerId, targetModel }) {
@@ -186,7 +177,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         return { trade: insertedTrade(result.insertId, values), created: true };
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
-        const existing = await store.findPurchase(listing.id, buyerId);
+        const existing = await store.findPurchase(listing, buyerId);
         if (!existing) throw error;
         return { trade: existing, created: false };
       }

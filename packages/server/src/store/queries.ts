@@ -111,6 +111,11 @@ export function toApiKeyRow(row: Omit<ApiKeyRow, "scopes"> & { scopes: string })
   return { ...row, scopes: parseScopes(row.scopes) };
 }
 
+/** The older code sold a listing by completing the listing row itself: that row is then the buyer's purchase. */
+export function legacySale(listing: ExchangeRow, buyerId: number): ExchangeRow | null {
+  return listing.status === "completed" && listing.buyerId === buyerId ? listing : null;
+}
+
 /** The columns a store writes when it records a trade (a purchase or a chain use). */
 export type TradeValues = Pick<
   ExchangeRow,

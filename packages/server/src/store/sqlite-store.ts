@@ -17,6 +17,7 @@ import {
   CHAIN_SUMMARY_COLUMNS,
   EXCHANGE_COLUMNS,
   EXCHANGE_SUMMARY_COLUMNS,
+  legacySale,
   pickColumns,
 } from "./queries.js";
 import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRow, type ListingFilter, type Store } from "./store.js";
@@ -52,14 +53,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       .where(and(eq(ex.listingId, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed")))
       .prepare(),
   );
-  // The older code sold a listing by completing the listing row itself.
-  const legacyPurchaseOf = lazy(() =>
-    db
-      .select(exchangeColumns)
-      .from(ex)
-      .where(and(eq(ex.id, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed"), isListing(ex)))
-      .prepare(),
-  );
+
   const insertListing = lazy(() =>
     db
       .insert(ex)
@@ -151,8 +145,8 @@ export function createSqliteStore(database: SqliteDatabase): Store {
 
   const findExchange = (id: number): ExchangeRow | null => exchangeById().get({ id }) ?? null;
   const findChain = (id: number): ChainRow | null => chainById().get({ id }) ?? null;
-  const findPurchase = (listingId: number, buyerId: number): ExchangeRow | null =>
-    purchaseOf().get({ listingId, buyerId }) ?? legacyPurchaseOf().get({ listingId, buyerId }) ?? null;
+  const findPurchase = (listing: ExchangeRow, buyerId: number): ExchangeRow | null =>
+    purchaseOf().get({ listingId: listing.id, buyerId }) ?? legacySale(listing, buyerId);
   const findApiKey = (id: number) => {
     const row = db.select(apiKeyColumns).from(apiKeys).where(eq(apiKeys.id, id)).get();
     return row ? toApiKeyRow(row) : null;
@@ -173,7 +167,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       return listingPages.get(pageKey(filter), () => prepareListingPage(filter)).values(pageValues(filter)).map(exchangeSummary);
     },
 
-    findPurchase: async (listingId, buyerId) => findPurchase(listingId, buyerId),
+    findPurchase: async (listing, buyerId) => findPurchase(listing, buyerId),
 
     async recordPurchase({ listing, buyerId, targetModel }) {
       // The unique index (listing_id, buyer_id) decides: a duplicate inserts nothing.
@@ -189,7 +183,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
         payloadSize: listing.payloadSize,
       });
       if (result.changes === 1) return { trade: findExchange(Number(result.lastInsertRowid))!, created: true };
-      const existing = findPurchase(listing.id, buyerId);
+      const existing = findPurchase(listing, buyerId);
       if (!existing) throw new Error("purchase conflict without an existing purchase");
       return { trade: existing, created: false };
     },

@@ -169,8 +169,11 @@ export interface Store {
   findListing(id: number): Promise<ExchangeRow | null>;
   /** Listings for sale, newest first. */
   browseListings(filter: ListingFilter): Promise<ExchangeSummary[]>;
-  /** The buyer's completed purchase of the listing (including the older code's single-sale rows), or null. */
-  findPurchase(listingId: number, buyerId: number): Promise<ExchangeRow | null>;
+  /**
+   * The buyer's completed purchase of a listing (as `findListing` returned it), or null: a trade naming
+   * the listing, or, the older code's form, the listing row itself, completed for this buyer.
+   */
+  findPurchase(listing: ExchangeRow, buyerId: number): Promise<ExchangeRow | null>;
   /** Records a purchase; a second purchase by the same buyer returns the first (the unique index decides races). */
   recordPurchase(purchase: NewPurchase): Promise<{ trade: ExchangeRow; created: boolean }>;
 
