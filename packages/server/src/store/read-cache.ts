@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import type { Store } from "./store.js";
 
 /**
@@ -24,12 +23,16 @@ type Group = "listings" | "chains" | "stats";
 export type ReadCacheGroup = Group;
 
 /**
- * Reads run inside `bypassReadCache` go to the database (and refresh the
- * cache). A response cache in front of the store builds its entries this way,
- * so what it serves is never older than one TTL either.
+ * The store behind a read cache (the store itself when it has none): its
+ * reads always go to the database. A response cache in front of the store
+ * renders its entries from it, so what it serves is never older than one TTL
+ * either. (An AsyncLocalStorage flag did this before; in Node 20 the first
+ * `run` turns on promise hooks for every promise of the process, for good.)
  */
-const bypass = new AsyncLocalStorage<true>();
-export const bypassReadCache = <T>(read: () => Promise<T>): Promise<T> => bypass.run(true, read);
+export function uncachedStore(store: Store): Store {
+  return underlying.get(store) ?? store;
+}
+const underlying = new WeakMap<Store, Store>();
 
 const groupsOf = new WeakMap<Store, Record<Group, { generation: number }>>();
 
@@ -119,7 +122,7 @@ export function withReadCache(store: Store, options: ReadCacheOptions): Store {
       cached[name] = async (...args: unknown[]) => {
         const key = args.length ? JSON.stringify(args) : "";
         const now = Date.now();
-        const hit = bypass.getStore() ? undefined : cache.entries.get(key);
+        const hit = cache.entries.get(key);
         if (hit && hit.expiresAt > now) return hit.value;
         const generation = cache.generation;
         const value = await method(...args);
@@ -143,5 +146,6 @@ export function withReadCache(store: Store, options: ReadCacheOptions): Store {
     }
   }
   groupsOf.set(cached as unknown as Store, groups);
+  underlying.set(cached as unknown as Store, store);
   return cached as unknown as Store;
 }

@@ -5,6 +5,7 @@ import type { Principal } from "../../domain/api-keys.js";
 import { authorize, reportFailure, type Context, type Services } from "../../trpc/trpc.js";
 import { ok, sendError } from "../envelope.js";
 import { requestContext } from "../request-context.js";
+import { uncachedStore } from "../../store/read-cache.js";
 import { restDetails } from "./case-mapping.js";
 import { registerDocs } from "./docs.js";
 import { buildOpenApiDocument, type OpenApiDocument, type OpenApiPaths } from "./openapi.js";
@@ -61,9 +62,11 @@ function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: n
 
   // The tier's rule runs first on every request, also when the answer comes from the cache.
   const cache = route.cache ? new RestResponseCache(services.store, route.cache, responseCacheTtlMs) : undefined;
+  // A miss renders from the database, not from the store's read cache: nothing served is older than one TTL.
+  const renderServices: Services = { ...services, store: uncachedStore(services.store) };
   if (cache?.enabled)
     return async (request: FastifyRequest, reply: FastifyReply) => {
-      const ctx = requestContext(services, request);
+      const ctx = requestContext(renderServices, request);
       try {
         const principal = await authorize(ctx, scope);
         const { status, body } =

@@ -1,4 +1,4 @@
-import { bypassReadCache, readCacheGeneration, type ReadCacheGroup } from "../../store/read-cache.js";
+import { readCacheGeneration, type ReadCacheGroup } from "../../store/read-cache.js";
 import type { Store } from "../../store/store.js";
 
 interface CachedResponse {
@@ -14,7 +14,7 @@ interface CachedResponse {
  * validation, snake_case mapping and serialisation: profiles of a warm browse
  * spent ~75% of its CPU there. Freshness follows the store's read cache:
  * an entry dies with any write to its group in this process (generation) and
- * after one TTL; misses read the database directly (bypassReadCache), so an
+ * after one TTL; misses must read the database directly (`uncachedStore`), so an
  * entry is never older than one TTL. Authentication and the scope are checked
  * on every request, hit or miss.
  */
@@ -45,7 +45,7 @@ export class RestResponseCache {
   async render(url: string, compute: () => Promise<{ status: number; body: string }>): Promise<{ status: number; body: string }> {
     const generation = readCacheGeneration(this.store, this.group)!;
     const startedAt = Date.now();
-    const rendered = await bypassReadCache(compute);
+    const rendered = await compute();
     if (rendered.status < 300 && generation === readCacheGeneration(this.store, this.group)) {
       if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
       this.entries.set(url, { ...rendered, generation, expiresAt: startedAt + this.ttlMs });
