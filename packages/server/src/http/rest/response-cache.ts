@@ -20,6 +20,7 @@ interface CachedResponse {
  */
 export class RestResponseCache {
   private readonly entries = new Map<string, CachedResponse>();
+  private readonly rendering = new Map<string, { result: Promise<{ status: number; body: string }>; generation: number }>();
 
   constructor(
     private readonly store: Store,
@@ -41,15 +42,30 @@ export class RestResponseCache {
     return undefined;
   }
 
-  /** Renders on a miss; the result is kept only when no write raced the render. */
-  async render(url: string, compute: () => Promise<{ status: number; body: string }>): Promise<{ status: number; body: string }> {
+  /**
+   * Renders on a miss; the result is kept only when no write raced the render.
+   * A miss while the same URL is already rendering, with no write since that
+   * render began, waits for it instead of querying the database again (an
+   * entry expiring under load would otherwise send every request in flight
+   * to the database).
+   */
+  render(url: string, compute: () => Promise<{ status: number; body: string }>): Promise<{ status: number; body: string }> {
     const generation = readCacheGeneration(this.store, this.group)!;
+    const running = this.rendering.get(url);
+    if (running?.generation === generation) return running.result;
     const startedAt = Date.now();
-    const rendered = await compute();
-    if (rendered.status < 300 && generation === readCacheGeneration(this.store, this.group)) {
-      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-      this.entries.set(url, { ...rendered, generation, expiresAt: startedAt + this.ttlMs });
-    }
-    return rendered;
+    const result = compute()
+      .then((rendered) => {
+        if (rendered.status < 300 && generation === readCacheGeneration(this.store, this.group)) {
+          if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+          this.entries.set(url, { ...rendered, generation, expiresAt: startedAt + this.ttlMs });
+        }
+        return rendered;
+      })
+      .finally(() => {
+        if (this.rendering.get(url)?.result === result) this.rendering.delete(url);
+      });
+    this.rendering.set(url, { result, generation });
+    return result;
   }
 }

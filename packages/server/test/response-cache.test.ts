@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { migrate } from "../src/db/migrate.js";
+import { openDatabase, type Database } from "../src/db/open-database.js";
+import { RestResponseCache } from "../src/http/rest/response-cache.js";
+import { createStore } from "../src/store/create-store.js";
+import { withReadCache } from "../src/store/read-cache.js";
+import type { Store } from "../src/store/store.js";
+import { createTestDatabase, type TestDatabase } from "./support/databases.js";
+
+/** The rendered-response cache of browse pages and stats, on a real (SQLite) store with its read cache. */
+describe("REST response cache", () => {
+  let testDb: TestDatabase;
+  let database: Database;
+  let store: Store;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase("sqlite");
+    database = await openDatabase(testDb.config);
+    await migrate(database);
+    store = withReadCache(createStore(database), { ttlMs: 60_000 });
+  });
+  afterAll(async () => {
+    await database?.close();
+    await testDb?.drop();
+  });
+
+  /** A render the test finishes by hand, counting how many were started. */
+  const renders = () => {
+    const started: ((body: string) => void)[] = [];
+    const compute = () => new Promise<{ status: number; body: string }>((resolve) => started.push((body) => resolve({ status: 200, body })));
+    return { started, compute };
+  };
+  const publish = () =>
+    store.insertListing({ sellerId: 1, memoryType: "kv_cache", sourceModel: "m", priceCents: 100, description: null, tokenCount: null, contextLength: null, payloadDigest: "a".repeat(64), payloadSize: 1 });
+
+  test("misses of one URL during its render share that render; the result is served until a write", async () => {
+    const cache = new RestResponseCache(store, "listings", 60_000);
+    const { started, compute } = renders();
+    const first = cache.render("/a", compute);
+    const second = cache.render("/a", compute);
+    const other = cache.render("/b", compute);
+    expect(started).toHaveLength(2); // "/a" once, "/b" once
+    started[0]!("page a");
+    started[1]!("page b");
+    expect(await Promise.all([first, second, other])).toEqual([
+      { status: 200, body: "page a" },
+      { status: 200, body: "page a" },
+      { status: 200, body: "page b" },
+    ]);
+    expect(cache.get("/a")?.body).toBe("page a");
+    await publish();
+    expect(cache.get("/a")).toBeUndefined();
+  });
+
+  test("a miss after a write does not wait for a render that began before it", async () => {
+    const cache = new RestResponseCache(store, "listings", 60_000);
+    const { started, compute } = renders();
+    const before = cache.render("/a", compute);
+    await publish();
+    const after = cache.render("/a", compute);
+    expect(started).toHaveLength(2);
+    started[1]!("after the write");
+    started[0]!("before the write");
+    expect(await after).toEqual({ status: 200, body: "after the write" });
+    expect(await before).toEqual({ status: 200, body: "before the write" });
+    // Only the render that saw the write is kept.
+    expect(cache.get("/a")?.body).toBe("after the write");
+  });
+});
