@@ -42,7 +42,7 @@ for (const dialect of await testDialects()) {
       });
       memoryId = published.json<{ data: { memory_id: number } }>().data.memory_id;
       // Only the fast path: what it does not answer reaches this handler.
-      probe = Fastify();
+      probe = Fastify({ genReqId: () => "req-1" });
       probe.get(`${TRPC_PREFIX}/:path`, { preHandler: answerBatchedQueries(server.services) }, (_request, reply) => reply.code(FELL_THROUGH).send());
     });
     afterAll(async () => {
@@ -62,37 +62,49 @@ for (const dialect of await testDialects()) {
       return { status: response.status, body: await response.text(), contentType: response.headers.get("content-type"), vary: response.headers.get("vary") };
     };
 
+    /** The fast path's answer, tRPC's adapter's, and the served endpoint's must agree to the byte. */
+    const expectSameAnswer = async (url: string, sent: Record<string, string>) => {
+      const fast = await probe.inject({ method: "GET", url, headers: sent });
+      const expected = await reference(url, sent);
+      expect(fast.statusCode).toBe(expected.status);
+      expect(fast.body).toBe(expected.body);
+      expect(fast.headers["content-type"]).toContain(expected.contentType);
+      expect(fast.headers.vary).toBe(expected.vary);
+      const served = await server.app.inject({ method: "GET", url, headers: { ...sent, "x-request-id": "req-1" } });
+      expect(served.statusCode).toBe(expected.status);
+      expect(served.body).toBe(expected.body);
+      return fast;
+    };
+
     test.each<[string, () => string]>([
       ["a browse page (Dates in the output)", () => batchUrl(["memory.browse"], [{ memoryType: "kv_cache", maxPrice: 50, limit: 20 }])],
       ["a batch of three procedures", () => batchUrl(["memory.browse", "stats.get", "reasoningChain.browse"], [{ limit: 5 }, undefined, { limit: 5 }])],
       ["the seller's own listing with its payload", () => batchUrl(["memory.get"], [{ memoryId }])],
       ["the public health query", () => batchUrl(["health"], [undefined])],
     ])("%s: the same bytes, status and headers as tRPC's adapter", async (_name, url) => {
-      const fast = await probe.inject({ method: "GET", url: url(), headers });
-      expect(fast.statusCode).toBe(200);
-      const expected = await reference(url(), headers);
-      expect(fast.body).toBe(expected.body);
-      expect(fast.headers["content-type"]).toContain(expected.contentType);
-      expect(fast.headers.vary).toBe(expected.vary);
-      // and the real endpoint answers the same
-      const served = await server.app.inject({ method: "GET", url: url(), headers });
-      expect(served.statusCode).toBe(200);
-      expect(served.body).toBe(expected.body);
+      expect((await expectSameAnswer(url(), headers)).statusCode).toBe(200);
     });
 
-    test.each<[string, () => string, Record<string, string> | undefined]>([
-      ["no API key", () => batchUrl(["memory.browse"], [{}]), {}],
-      ["invalid input", () => batchUrl(["memory.browse"], [{ limit: -1 }]), undefined],
-      ["one failing call in a batch", () => batchUrl(["stats.get", "memory.get"], [undefined, { memoryId: 999_999 }]), undefined],
-      ["an unknown procedure", () => batchUrl(["memory.nope"], [{}]), undefined],
-      ["a mutation sent as GET", () => batchUrl(["memory.purchase"], [{ memoryId: 1, targetModel: "x" }]), undefined],
-      ["input that is not JSON", () => `${TRPC_PREFIX}/memory.browse?batch=1&input=%7Bnope`, undefined],
-      ["an unbatched query", () => `${TRPC_PREFIX}/stats.get`, undefined],
-    ])("%s: left to tRPC's adapter, which answers as it always does", async (_name, url, requestHeaders) => {
-      const sent = requestHeaders ?? headers;
-      expect((await probe.inject({ method: "GET", url: url(), headers: sent })).statusCode).toBe(FELL_THROUGH);
-      const served = await server.app.inject({ method: "GET", url: url(), headers: { ...sent, "x-request-id": "req-1" } });
-      const expected = await reference(url(), sent);
+    test.each<[string, () => string, Record<string, string> | undefined, number]>([
+      ["no API key", () => batchUrl(["memory.browse"], [{}]), {}, 401],
+      ["a key without the scope", () => batchUrl(["apiKeys.list"], [{}]), undefined, 403],
+      ["invalid input", () => batchUrl(["memory.browse"], [{ limit: -1 }]), undefined, 400],
+      ["a missing memory", () => batchUrl(["memory.get"], [{ memoryId: 999_999 }]), undefined, 404],
+      ["one failing call in a batch", () => batchUrl(["stats.get", "memory.get"], [undefined, { memoryId: 999_999 }]), undefined, 207],
+    ])("%s: answered once, as tRPC's adapter answers it", async (_name, url, requestHeaders, status) => {
+      expect((await expectSameAnswer(url(), requestHeaders ?? headers)).statusCode).toBe(status);
+    });
+
+    test.each<[string, () => string]>([
+      ["an unknown procedure", () => batchUrl(["memory.nope"], [{}])],
+      ["a mutation sent as GET", () => batchUrl(["memory.purchase"], [{ memoryId: 1, targetModel: "x" }])],
+      ["input that is not JSON", () => `${TRPC_PREFIX}/memory.browse?batch=1&input=%7Bnope`],
+      ["input superjson cannot read", () => `${TRPC_PREFIX}/memory.browse?batch=1&input=${encodeURIComponent('{"0":{"json":{},"meta":{"values":{"limit":["nope"]}}}}')}`],
+      ["an unbatched query", () => `${TRPC_PREFIX}/stats.get`],
+    ])("%s: left to tRPC's adapter, which answers as it always does", async (_name, url) => {
+      expect((await probe.inject({ method: "GET", url: url(), headers })).statusCode).toBe(FELL_THROUGH);
+      const served = await server.app.inject({ method: "GET", url: url(), headers: { ...headers, "x-request-id": "req-1" } });
+      const expected = await reference(url(), headers);
       expect(served.statusCode).toBe(expected.status);
       expect(served.body).toBe(expected.body);
     });

@@ -1,8 +1,9 @@
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from "@trpc/server/adapters/fastify";
+import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { directCall, isProcedurePath, procedureParts, type DirectCall } from "../trpc/direct-call.js";
 import { appRouter, type AppRouter } from "../trpc/root.js";
-import type { Services } from "../trpc/trpc.js";
+import { reportFailure, toTRPCError, trpcErrorShape, type Services } from "../trpc/trpc.js";
 import { wireTransformer } from "../trpc/wire-transformer.js";
 import { requestContext } from "./request-context.js";
 
@@ -21,11 +22,13 @@ function queryCalls(): Map<string, DirectCall> {
  * httpBatchLink sends for every query) answered without tRPC's fetch-style
  * adapter, which builds a Request, a Response and a body stream per call:
  * in the profile of a tRPC browse that cost as much CPU as the rest of the
- * request. The answer is what the adapter would send (same body bytes,
- * status, content type and vary header; a test compares them). Anything
- * else — a failed call, a mutation, a streamed or unbatched request, input
- * that does not parse — is left to the adapter, so every error keeps tRPC's
- * own shape; queries have no side effects, so running one again is safe.
+ * request. The answer is what the adapter would send — the same body bytes,
+ * status (one error's own, 207 when a batch mixes), content type and vary
+ * header, failures included, each formatted by `trpcErrorShape` as the
+ * router's error formatter does (a test compares both with tRPC's adapter).
+ * A request whose calls cannot start — a mutation, an unknown procedure,
+ * input that is not JSON, a streamed or unbatched request — is left to the
+ * adapter untouched.
  */
 export function answerBatchedQueries(services: Services) {
   const calls = queryCalls();
@@ -43,20 +46,34 @@ export function answerBatchedQueries(services: Services) {
       return;
     }
     if (inputs === null || typeof inputs !== "object" || Array.isArray(inputs)) return;
-    const ctx = requestContext(services, request);
-    let body: string;
+    let args: unknown[];
     try {
-      const outputs = await Promise.all(
-        batch.map((call, i) => {
-          const raw = inputs[String(i)];
-          return call!(ctx, raw === undefined ? undefined : wireTransformer.input.deserialize(raw as never));
-        }),
-      );
-      body = JSON.stringify(outputs.map((output) => ({ result: { data: wireTransformer.output.serialize(output) } })));
+      args = batch.map((_, i) => {
+        const raw = inputs[String(i)];
+        return raw === undefined ? undefined : wireTransformer.input.deserialize(raw as never);
+      });
     } catch {
       return;
     }
-    return reply.header("vary", "trpc-accept, accept").type("application/json").send(body);
+    const ctx = requestContext(services, request);
+    const outcomes = await Promise.allSettled(batch.map((call, i) => call!(ctx, args[i])));
+    const statuses = new Set<number>();
+    const answers = outcomes.map((outcome, i) => {
+      if (outcome.status === "fulfilled") {
+        statuses.add(200);
+        return { result: { data: wireTransformer.output.serialize(outcome.value) } };
+      }
+      // As on the adapter's path: the procedure's own wrapper reports the failure and hands tRPC this code.
+      const domain = reportFailure(ctx, paths[i]!, outcome.reason);
+      const shape = trpcErrorShape(domain, TRPC_ERROR_CODES_BY_KEY[toTRPCError(domain).code], ctx.requestId, paths[i]);
+      statuses.add(shape.data.httpStatus);
+      return { error: wireTransformer.output.serialize(shape) };
+    });
+    return reply
+      .code(statuses.size === 1 ? statuses.values().next().value! : 207)
+      .header("vary", "trpc-accept, accept")
+      .type("application/json")
+      .send(JSON.stringify(answers));
   };
 }
 

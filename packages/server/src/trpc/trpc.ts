@@ -1,6 +1,6 @@
 import { ERROR_STATUS, isTooLargeIssue, type ErrorCode, type ErrorDetail } from "@memory-exchange/shared";
 import { initTRPC, TRPCError } from "@trpc/server";
-import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
+import type { TRPC_ERROR_CODE_KEY, TRPC_ERROR_CODE_NUMBER } from "@trpc/server/rpc";
 import { ZodError } from "zod";
 import type { AlignmentRuntime } from "../alignment/alignment-runtime.js";
 import { authenticate, requireScope, type ApiKeyVerifier, type Principal } from "../domain/api-keys.js";
@@ -100,24 +100,24 @@ export interface ProcedureMeta {
   scope?: Scope;
 }
 
+/**
+ * The error a tRPC client receives for a failed call: the DomainError's
+ * message, code, status and details, the request id and the procedure path.
+ * `jsonRpcCode` is tRPC's numeric code of the TRPCError that carried it.
+ */
+export function trpcErrorShape(domain: DomainError, jsonRpcCode: TRPC_ERROR_CODE_NUMBER, requestId: string | undefined, path: string | undefined) {
+  return {
+    message: domain.message,
+    code: jsonRpcCode,
+    data: { code: domain.code, httpStatus: ERROR_STATUS[domain.code], details: domain.details, requestId, path },
+  };
+}
+
 const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
   // superjson on the wire; outputs serialized by a fast, format-identical path (see wire-transformer.ts)
   transformer: wireTransformer,
   isDev: false,
-  errorFormatter({ shape, error, ctx }) {
-    const domain = classifyError(error);
-    return {
-      message: domain.message,
-      code: shape.code,
-      data: {
-        code: domain.code,
-        httpStatus: ERROR_STATUS[domain.code],
-        details: domain.details,
-        requestId: ctx?.requestId,
-        path: shape.data.path,
-      },
-    };
-  },
+  errorFormatter: ({ shape, error, ctx }) => trpcErrorShape(classifyError(error), shape.code, ctx?.requestId, shape.data.path),
 });
 
 export const router = t.router;
