@@ -352,6 +352,46 @@ for (const dialect of await testDialects()) {
         expect((await uploadRaw(s, readOnly, file)).status).toBe(403);
       });
 
+      test("uploads beyond MEMORY_EXCHANGE_MAX_CONCURRENT_UPLOADS answer 503 with Retry-After and store nothing; the slot frees when an upload ends", async () => {
+        const capped = await startTestServer(dialect, { MEMORY_EXCHANGE_MAX_CONCURRENT_UPLOADS: "1" });
+        try {
+          const uploader = await capped.client(5);
+          const key = await capped.createKey(6);
+          const file = buildKvCacheSafetensors({
+            keys: { dtype: "float32", shape: [512, 1024], data: new Float32Array(512 * 1024).fill(0.5) },
+            values: { dtype: "float32", shape: [512, 1024], data: new Float32Array(512 * 1024).fill(-0.5) },
+          });
+          // The first upload sends 2 MiB, then waits for `resume` before sending the rest.
+          let resume!: () => void;
+          const resumed = new Promise<void>((r) => (resume = r));
+          let sent = 0;
+          const stream = new ReadableStream<Uint8Array>({
+            async pull(c) {
+              if (sent === 2 * 1024 * 1024) await resumed;
+              if (sent >= file.length) return c.close();
+              c.enqueue(file.slice(sent, sent + 256 * 1024));
+              sent += 256 * 1024;
+            },
+          });
+          const first = uploader.payloads.upload(stream);
+          for (let i = 0; i < 200 && (await storeCounts(capped)).uploads === 0; i++) await new Promise((r) => setTimeout(r, 25));
+          const during = await storeCounts(capped);
+          expect(during.uploads).toBe(1);
+
+          const refused = await uploadRaw(capped, key, kvFile(30));
+          expect(refused.status).toBe(503);
+          expect(refused.json.code).toBe("OVERLOADED");
+          expect(refused.headers.get("retry-after")).toBe("1");
+          expect(await storeCounts(capped)).toMatchObject({ payloads: during.payloads, uploads: 1 });
+
+          resume();
+          expect((await first).size).toBe(file.length);
+          expect((await uploadRaw(capped, key, kvFile(30))).status).toBe(201);
+        } finally {
+          await capped.close();
+        }
+      });
+
       test("an upload over the configured limit is refused with 413 before anything is stored", async () => {
         const small = await startTestServer(dialect, { MEMORY_EXCHANGE_MAX_UPLOAD_MB: "0.001" }); // 1048 bytes
         try {

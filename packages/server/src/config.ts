@@ -26,6 +26,7 @@ const envSchema = z.object({
   MEMORY_EXCHANGE_READ_CACHE_TTL_MS: int(0).default(1_000),
   MEMORY_EXCHANGE_BODY_LIMIT_MB: mebibytes.prefault(64),
   MEMORY_EXCHANGE_MAX_UPLOAD_MB: mebibytes.prefault(2048),
+  MEMORY_EXCHANGE_MAX_CONCURRENT_UPLOADS: int(0).default(8),
   MEMORY_EXCHANGE_INLINE_PAYLOAD_MB: mebibytes.prefault(8),
   MEMORY_EXCHANGE_CORS_ORIGINS: z.string().default(""),
   MEMORY_EXCHANGE_RATE_LIMIT_MAX: int(0).default(0),
@@ -58,6 +59,8 @@ export interface Config {
   bodyLimitBytes: number;
   /** largest safetensors file `PUT /api/v1/payloads` accepts */
   maxUploadBytes: number;
+  /** uploads one instance receives at a time (each holds up to ~2 MiB of chunks and a header of up to 16 MiB); more answer 503; 0 = no cap */
+  maxConcurrentUploads: number;
   /** purchase/use/get inline a payload up to this size; above it they answer a payloadUrl to download */
   inlinePayloadBytes: number;
   corsOrigins: string[];
@@ -163,6 +166,7 @@ export function loadConfig(env: Record<string, string | undefined> = { ...readDo
     readCacheTtlMs: e.MEMORY_EXCHANGE_READ_CACHE_TTL_MS,
     bodyLimitBytes: e.MEMORY_EXCHANGE_BODY_LIMIT_MB,
     maxUploadBytes: e.MEMORY_EXCHANGE_MAX_UPLOAD_MB,
+    maxConcurrentUploads: e.MEMORY_EXCHANGE_MAX_CONCURRENT_UPLOADS,
     inlinePayloadBytes: e.MEMORY_EXCHANGE_INLINE_PAYLOAD_MB,
     corsOrigins: e.MEMORY_EXCHANGE_CORS_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean),
     rateLimit: { max: e.MEMORY_EXCHANGE_RATE_LIMIT_MAX, windowMs: e.MEMORY_EXCHANGE_RATE_LIMIT_WINDOW_MS },

@@ -97,7 +97,7 @@ export async function buildServer(config: Config, options: { database?: Database
 
   await registerTrpcEndpoint(app, services);
   await registerRestApi(app, { services, corsOrigins: config.corsOrigins, responseCacheTtlMs: config.readCacheTtlMs });
-  await app.register(payloadRoutes, { services, maxUploadBytes: config.maxUploadBytes });
+  await app.register(payloadRoutes, { services, maxUploadBytes: config.maxUploadBytes, maxConcurrentUploads: config.maxConcurrentUploads });
 
   let closing: Promise<void> | undefined;
   return {

@@ -18,6 +18,8 @@ export interface PayloadRoutesOptions {
   services: Services;
   /** MEMORY_EXCHANGE_MAX_UPLOAD_MB in bytes */
   maxUploadBytes: number;
+  /** MEMORY_EXCHANGE_MAX_CONCURRENT_UPLOADS: uploads received at once; more answer 503 OVERLOADED (0 = no cap) */
+  maxConcurrentUploads: number;
 }
 
 export const PAYLOAD_CONTENT_TYPE = "application/octet-stream";
@@ -63,7 +65,9 @@ function parseId(value: unknown, path: string): number {
  * Each path also answers without `/api/v1`, for the main app's path-rewriting proxy.
  */
 export async function payloadRoutes(app: FastifyInstance, options: PayloadRoutesOptions): Promise<void> {
-  const { services, maxUploadBytes } = options;
+  const { services, maxUploadBytes, maxConcurrentUploads } = options;
+  // Each upload in progress holds its chunk buffers and header in memory: their number is the memory bound.
+  let uploading = 0;
   const { store } = services;
 
   // Bodies reach the handler as the raw stream (this plugin only): never buffered, never parsed as JSON.
@@ -92,11 +96,14 @@ export async function payloadRoutes(app: FastifyInstance, options: PayloadRoutes
       const lengthHeader = request.headers["content-length"];
       const declaredLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
       const body = (request.body as Readable | undefined) ?? Readable.from([]);
+      if (maxConcurrentUploads > 0 && uploading >= maxConcurrentUploads)
+        throw new DomainError("OVERLOADED", `${uploading} uploads are in progress, the most this instance receives at once; retry later`, undefined, 1);
+      uploading++;
       const result = await receiveUpload(store.payloads, body, {
         ownerId: principal.userId,
         maxBytes: maxUploadBytes,
         declaredLength: Number.isSafeInteger(declaredLength) ? declaredLength : undefined,
-      });
+      }).finally(() => uploading--);
       bodyConsumed = true;
       recordPayloadBytes("in", result.size);
       const { created, ...uploaded } = result;
