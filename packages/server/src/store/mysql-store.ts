@@ -55,7 +55,6 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       .limit(1)
       .prepare(),
   );
-
   const insertListing = lazy(() =>
     db
       .insert(ex)

@@ -53,7 +53,6 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       .where(and(eq(ex.listingId, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed")))
       .prepare(),
   );
-
   const insertListing = lazy(() =>
     db
       .insert(ex)
