@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { migrate } from "../src/db/migrate.js";
 import { openDatabase, type Database } from "../src/db/open-database.js";
-import { RestResponseCache } from "../src/http/rest/response-cache.js";
+import { ResponseCache } from "../src/http/response-cache.js";
 import { createStore } from "../src/store/create-store.js";
 import { withReadCache } from "../src/store/read-cache.js";
 import type { Store } from "../src/store/store.js";
 import { createTestDatabase, type TestDatabase } from "./support/databases.js";
 
-/** The rendered-response cache of browse pages and stats, on a real (SQLite) store with its read cache. */
-describe("REST response cache", () => {
+/** The rendered-response cache of browse pages and stats (REST and batched tRPC), on a real (SQLite) store with its read cache. */
+describe("response cache", () => {
   let testDb: TestDatabase;
   let database: Database;
   let store: Store;
@@ -34,11 +34,11 @@ describe("REST response cache", () => {
     store.insertListing({ sellerId: 1, memoryType: "kv_cache", sourceModel: "m", priceCents: 100, description: null, tokenCount: null, contextLength: null, payloadDigest: "a".repeat(64), payloadSize: 1 });
 
   test("misses of one URL during its render share that render; the result is served until a write", async () => {
-    const cache = new RestResponseCache(store, "listings", 60_000);
+    const cache = new ResponseCache(store, 60_000);
     const { started, compute } = renders();
-    const first = cache.render("/a", compute);
-    const second = cache.render("/a", compute);
-    const other = cache.render("/b", compute);
+    const first = cache.render("/a", ["listings"], compute);
+    const second = cache.render("/a", ["listings"], compute);
+    const other = cache.render("/b", ["listings"], compute);
     expect(started).toHaveLength(2); // "/a" once, "/b" once
     started[0]!("page a");
     started[1]!("page b");
@@ -52,12 +52,21 @@ describe("REST response cache", () => {
     expect(cache.get("/a")).toBeUndefined();
   });
 
+  test("an entry rendered from several groups dies with a write to any of them, and only those", async () => {
+    const cache = new ResponseCache(store, 60_000);
+    await cache.render("/page-and-stats", ["listings", "stats"], async () => ({ status: 200, body: "both" }));
+    await cache.render("/chains", ["chains"], async () => ({ status: 200, body: "chains" }));
+    await publish(); // listings and stats
+    expect(cache.get("/page-and-stats")).toBeUndefined();
+    expect(cache.get("/chains")?.body).toBe("chains");
+  });
+
   test("a miss after a write does not wait for a render that began before it", async () => {
-    const cache = new RestResponseCache(store, "listings", 60_000);
+    const cache = new ResponseCache(store, 60_000);
     const { started, compute } = renders();
-    const before = cache.render("/a", compute);
+    const before = cache.render("/a", ["listings"], compute);
     await publish();
-    const after = cache.render("/a", compute);
+    const after = cache.render("/a", ["listings"], compute);
     expect(started).toHaveLength(2);
     started[1]!("after the write");
     started[0]!("before the write");

@@ -95,7 +95,7 @@ export async function buildServer(config: Config, options: { database?: Database
     }
   });
 
-  await registerTrpcEndpoint(app, services);
+  await registerTrpcEndpoint(app, services, { responseCacheTtlMs: config.readCacheTtlMs });
   await registerRestApi(app, { services, corsOrigins: config.corsOrigins, responseCacheTtlMs: config.readCacheTtlMs });
   await app.register(payloadRoutes, { services, maxUploadBytes: config.maxUploadBytes, maxConcurrentUploads: config.maxConcurrentUploads });
 

@@ -36,6 +36,11 @@ const underlying = new WeakMap<Store, Store>();
 
 const groupsOf = new WeakMap<Store, Record<Group, { generation: number }>>();
 
+/** True when `store` is wrapped by a read cache (`withReadCache` with a TTL). */
+export function hasReadCache(store: Store): boolean {
+  return groupsOf.has(store);
+}
+
 /** The group's invalidation counter (bumped by every write through the store), or undefined when the store is not cached. */
 export function readCacheGeneration(store: Store, group: Group): number | undefined {
   return groupsOf.get(store)?.[group].generation;

@@ -2,6 +2,7 @@ import type { AnyProcedure } from "@trpc/server";
 import type { Scope } from "@memory-exchange/shared";
 import type { z } from "zod";
 import type { Principal } from "../domain/api-keys.js";
+import type { ReadCacheGroup } from "../store/read-cache.js";
 import { appRouter } from "./root.js";
 import { authorize, type Context, type ProcedureMeta } from "./trpc.js";
 
@@ -42,6 +43,8 @@ export type DirectCall = (ctx: Context, rawInput: unknown) => Promise<unknown>;
 export interface DirectProcedure {
   /** the scope the procedure's tier requires; undefined for a public procedure */
   scope: Scope | undefined;
+  /** the read-cache group its answers follow when they may be cached (ProcedureMeta.cache) */
+  cache: ReadCacheGroup | undefined;
   /** input parse, resolver, output parse, for a caller `authorize(ctx, scope)` let through */
   run(ctx: Context, principal: Principal | undefined, rawInput: unknown): Promise<unknown>;
 }
@@ -59,6 +62,7 @@ export function directProcedure(path: ProcedurePath): DirectProcedure {
   const { type, meta, input, output, resolver } = procedureParts(path);
   return {
     scope: meta?.scope,
+    cache: meta?.cache,
     async run(ctx, principal, rawInput) {
       const parsed = input ? input.parse(rawInput) : undefined;
       const result = await resolver({ ctx: { ...ctx, principal }, input: parsed, path, type, signal: undefined });

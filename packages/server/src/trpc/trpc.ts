@@ -6,6 +6,7 @@ import type { AlignmentRuntime } from "../alignment/alignment-runtime.js";
 import { authenticate, requireScope, type ApiKeyVerifier, type Principal } from "../domain/api-keys.js";
 import type { Scope } from "@memory-exchange/shared";
 import { DomainError, toDomainError } from "../errors.js";
+import type { ReadCacheGroup } from "../store/read-cache.js";
 import type { Store } from "../store/store.js";
 import { wireTransformer } from "./wire-transformer.js";
 
@@ -95,9 +96,15 @@ export function toTRPCError(error: DomainError): TRPCError {
   return new TRPCError({ code: TRPC_CODES[ERROR_STATUS[error.code]] ?? "INTERNAL_SERVER_ERROR", message: error.message, cause: error });
 }
 
-/** Procedure meta: the scope of its tier (none = public). */
+/** Procedure meta: the scope of its tier (none = public), and whether its answers may be cached. */
 export interface ProcedureMeta {
   scope?: Scope;
+  /**
+   * The answer depends only on the input, the same for every caller the tier
+   * lets through: rendered responses may be kept (http/response-cache.ts) until
+   * a write to this read-cache group.
+   */
+  cache?: ReadCacheGroup;
 }
 
 /**

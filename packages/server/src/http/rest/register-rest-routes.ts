@@ -5,12 +5,12 @@ import type { Principal } from "../../domain/api-keys.js";
 import { authorize, reportFailure, type Context, type Services } from "../../trpc/trpc.js";
 import { ok, sendError } from "../envelope.js";
 import { requestContext } from "../request-context.js";
+import { ResponseCache } from "../response-cache.js";
 import { uncachedStore } from "../../store/read-cache.js";
 import { restDetails } from "./case-mapping.js";
 import { registerDocs } from "./docs.js";
 import { buildOpenApiDocument, type OpenApiDocument, type OpenApiPaths } from "./openapi.js";
 import { restOperations, type RestOperation } from "./rest-operations.js";
-import { RestResponseCache } from "./response-cache.js";
 import { REST_BASE } from "./route-table.js";
 
 declare module "fastify" {
@@ -61,7 +61,8 @@ function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: n
   const fail = (reply: FastifyReply, ctx: Context, error: unknown) => sendError(reply, restError(reportFailure(ctx, route.procedure, error), op));
 
   // The tier's rule runs first on every request, also when the answer comes from the cache.
-  const cache = route.cache ? new RestResponseCache(services.store, route.cache, responseCacheTtlMs) : undefined;
+  const cache = procedure.cache ? new ResponseCache(services.store, responseCacheTtlMs) : undefined;
+  const groups = procedure.cache ? [procedure.cache] : [];
   // A miss renders from the database, not from the store's read cache: nothing served is older than one TTL.
   const renderServices: Services = { ...services, store: uncachedStore(services.store) };
   if (cache?.enabled)
@@ -71,7 +72,7 @@ function handlerFor(op: RestOperation, services: Services, responseCacheTtlMs: n
         const principal = await authorize(ctx, scope);
         const { status, body } =
           cache.get(request.url) ??
-          (await cache.render(request.url, async () => ({ status: route.status, body: JSON.stringify(await render(request, ctx, principal)) })));
+          (await cache.render(request.url, groups, async () => ({ status: route.status, body: JSON.stringify(await render(request, ctx, principal)) })));
         return reply.code(status).type(JSON_TYPE).send(body);
       } catch (error) {
         return fail(reply, ctx, error);

@@ -1,4 +1,3 @@
-import type { ReadCacheGroup } from "../../store/read-cache.js";
 import type { ProcedurePath } from "../../trpc/direct-call.js";
 
 /** Where a route's procedure input comes from. */
@@ -18,11 +17,6 @@ export interface RestRoute {
   tag: "memory" | "reasoning-chain" | "stats" | "alignment";
   summary: string;
   description?: string;
-  /**
-   * The same answer for every caller the procedure's tier lets through: the rendered response is
-   * cached (see response-cache.ts), invalidated with this read-cache group.
-   */
-  cache?: ReadCacheGroup;
   /** extra REST names for an input field: `chain_type` → `category` */
   aliases?: Record<string, string>;
   /** path parameter → input field (`id` → `memoryId`) */
@@ -74,7 +68,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
   },
   {
     operationId: "browseMemories",
-    cache: "listings",
     method: "GET",
     path: "/memory/browse",
     procedure: "memory.browse",
@@ -141,7 +134,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
   },
   {
     operationId: "browseReasoningChains",
-    cache: "chains",
     method: "GET",
     path: "/reasoning-chain/browse",
     procedure: "reasoningChain.browse",
@@ -165,7 +157,6 @@ export const REST_ROUTES: readonly RestRoute[] = [
   },
   {
     operationId: "getStats",
-    cache: "stats",
     method: "GET",
     path: "/stats",
     procedure: "stats.get",

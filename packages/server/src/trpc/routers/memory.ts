@@ -23,6 +23,7 @@ export const memoryRouter = {
     .output(purchaseMemoryOutput)
     .mutation(({ ctx, input }) => purchaseMemory(ctx.services.store, ctx.services.alignment, ctx.principal.userId, input, ctx.services.inlinePayloadBytes)),
   browse: readProcedure
+    .meta({ cache: "listings" })
     .input(browseMemoriesInput)
     .output(browseMemoriesOutput)
     .query(({ ctx, input }) => browseMemories(ctx.services.store, input)),

@@ -21,6 +21,7 @@ export const reasoningChainRouter = {
     .output(useChainOutput)
     .mutation(({ ctx, input }) => useChain(ctx.services.store, ctx.services.alignment, ctx.principal.userId, input, ctx.services.inlinePayloadBytes)),
   browse: readProcedure
+    .meta({ cache: "chains" })
     .input(browseChainsInput)
     .output(browseChainsOutput)
     .query(({ ctx, input }) => browseChains(ctx.services.store, input)),

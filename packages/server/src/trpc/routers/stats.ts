@@ -3,5 +3,5 @@ import { marketStats } from "../../domain/stats.js";
 import { readProcedure } from "../trpc.js";
 
 export const statsRouter = {
-  get: readProcedure.output(statsOutput).query(({ ctx }) => marketStats(ctx.services.store)),
+  get: readProcedure.meta({ cache: "stats" }).output(statsOutput).query(({ ctx }) => marketStats(ctx.services.store)),
 };
