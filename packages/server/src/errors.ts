@@ -61,7 +61,8 @@ export function toDomainError(error: unknown): DomainError {
     if (typeof code === "string") {
       if (CONNECTION_CODES.has(code) || (e instanceof Error && /pool is closed|connection.*closed/i.test(e.message)))
         return new DomainError("DATABASE_UNAVAILABLE", "The database is unavailable; retry later", undefined, 1);
-      if (BUSY_CODES.has(code)) return new DomainError("OVERLOADED", "The database is busy; retry", undefined, 1);
+      // SQLite reports extended codes too (SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED_SHAREDCACHE…): the same condition.
+      if (BUSY_CODES.has(code) || /^SQLITE_(BUSY|LOCKED)_/.test(code)) return new DomainError("OVERLOADED", "The database is busy; retry", undefined, 1);
     }
   }
   return new DomainError("INTERNAL", "Internal server error");

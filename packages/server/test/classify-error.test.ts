@@ -14,6 +14,13 @@ describe("classifyError", () => {
     }
   });
 
+  test("a busy or locked database, extended SQLite codes included, is a retryable 503", () => {
+    for (const code of ["SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED_SHAREDCACHE", "ER_LOCK_DEADLOCK"]) {
+      const domain = classifyError(Object.assign(new Error("driver text"), { code }));
+      expect([domain.code, domain.retryAfter, domain.message]).toEqual(["OVERLOADED", 1, "The database is busy; retry"]);
+    }
+  });
+
   test("an output that fails its schema (tRPC's output validator) is our 500, with nothing of the schema shown", () => {
     const domain = classifyError(new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: "Output validation failed", cause: zodError() }));
     expect(domain.code).toBe("INTERNAL");

@@ -114,3 +114,49 @@ for (const dialect of await testDialects()) {
     });
   });
 }
+
+describe("payload store (sqlite, another connection writing)", () => {
+  let testDb: TestDatabase;
+  let database: Database;
+  let other: Database;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase("sqlite");
+    database = await openDatabase(testDb.config);
+    await migrate(database);
+    other = await openDatabase(testDb.config); // a second process on the same file: another instance, the CLI
+  });
+  afterAll(async () => {
+    await other?.close();
+    await database?.close();
+    await testDb?.drop();
+  });
+
+  test("a put holds the write lock from its start: a commit elsewhere cannot land between its read and its write", async () => {
+    if (database.dialect !== "sqlite" || other.dialect !== "sqlite") throw new Error("sqlite only");
+    const elsewhere = other.sqlite;
+    elsewhere.pragma("busy_timeout = 0");
+    let attempted: string | undefined;
+    // `put` reads the digest, then splits the bytes into chunks: the other connection tries to commit right then.
+    const bytes = new Uint8Array(10).fill(7);
+    const subarray = bytes.subarray.bind(bytes);
+    bytes.subarray = ((start?: number, end?: number) => {
+      if (attempted === undefined) {
+        try {
+          elsewhere.prepare("INSERT INTO mx_payload_uploads (id, user_id) VALUES ('elsewhere', 1)").run();
+          attempted = "committed";
+        } catch (error) {
+          attempted = (error as { code?: string }).code;
+        }
+      }
+      return subarray(start, end);
+    }) as typeof bytes.subarray;
+
+    const { payloads } = createStore(database);
+    await payloads.put({ digest: digestOf(99), bytes, kind: "kv-cache", tensors: "{}", ownerId: 1 });
+    // With a deferred transaction the other commit landed and this put failed with SQLITE_BUSY_SNAPSHOT.
+    expect(attempted).toBe("SQLITE_BUSY");
+    expect((await payloads.info(digestOf(99)))?.size).toBe(10);
+  });
+});
+

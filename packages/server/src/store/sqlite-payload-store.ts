@@ -27,6 +27,9 @@ const infoColumns = {
  * multi-step ones cannot interleave (helpers called inside a transaction use
  * the same connection, hence take part in it).
  */
+/** Write transactions take the write lock at BEGIN (see `put`). */
+const IMMEDIATE = { behavior: "immediate" } as const;
+
 export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore {
   const { db } = database;
   const ph = sql.placeholder;
@@ -75,6 +78,8 @@ export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore
 
   return {
     async put(payload) {
+      // Immediate: a deferred transaction that reads, then writes, fails with SQLITE_BUSY_SNAPSHOT when another
+      // connection (another instance, the CLI) committed in between; BEGIN IMMEDIATE waits for the lock instead.
       db.transaction(() => {
         if (!info(payload.digest)) {
           let chunkCount = 0;
@@ -85,7 +90,7 @@ export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore
           insertPayload().run({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors });
         }
         addOwner(payload.digest, payload.ownerId);
-      });
+      }, IMMEDIATE);
     },
 
     info: async (digest) => info(digest),
@@ -132,14 +137,14 @@ export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore
         tx.delete(payloadUploads).where(eq(payloadUploads.id, upload.uploadId)).run();
         addOwner(upload.digest, upload.ownerId);
         return { created: !existing };
-      });
+      }, IMMEDIATE);
     },
 
     async abortUpload(uploadId) {
       db.transaction((tx) => {
         deleteChunks(uploadId);
         tx.delete(payloadUploads).where(eq(payloadUploads.id, uploadId)).run();
-      });
+      }, IMMEDIATE);
     },
 
     async purgeStaleUploads(before) {
@@ -148,7 +153,7 @@ export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore
         db.transaction((tx) => {
           deleteChunks(id);
           tx.delete(payloadUploads).where(eq(payloadUploads.id, id)).run();
-        });
+        }, IMMEDIATE);
       }
       return stale.length;
     },
