@@ -349,6 +349,8 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
           steadyRate(scenario.service.url, scenario.workload(), { rate, durationS: DURATION_S, connections: CONNECTIONS, warmupS: WARMUP_S, onMeasureStart }),
         );
       }
+      const failed = [ours, result.halfLoad].some((run) => Object.keys(run?.statusCodes ?? {}).some((code) => Number(code) >= 500));
+      if (failed) log(`${dialect}: ${scenario.name} got 5xx answers; the service's last log lines:\n${scenario.service.output().slice(-3000)}`);
       results.push(result);
     }
     return { dialect, ...idle, scenarios: results, seconds: (Date.now() - started) / 1000 };
