@@ -55,11 +55,17 @@ interface CacheEntry {
 
 /**
  * Verifies keys by hash with a small in-memory cache in front of the store.
- * Revocation through this process drops the entry at once; other instances
- * see it within `ttlMs`. `last_used_at` is written in batches, not per request.
+ * Revocation through this process drops the entry at once, and a lookup that
+ * was in flight when it happened is not cached; other instances see it within
+ * `ttlMs`. Concurrent misses of one key share one lookup (an entry expiring
+ * under load would otherwise send every request in flight to the database).
+ * `last_used_at` is written in batches, not per request.
  */
 export class ApiKeyVerifier {
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly lookups = new Map<string, { row: Promise<ApiKeyRow | null>; generation: number }>();
+  /** bumped by every revocation: a lookup that began before it must not be cached or shared after it */
+  private generation = 0;
   private readonly used = new Set<number>();
   private readonly timer: NodeJS.Timeout | undefined;
 
@@ -79,12 +85,8 @@ export class ApiKeyVerifier {
     if (!key.startsWith(API_KEY_PREFIX) || key.length > 200) return null;
     const hash = hashApiKey(key);
     const now = Date.now();
-    let entry = this.cache.get(hash);
-    if (!entry || entry.expiresAt <= now) {
-      entry = { row: await this.store.findApiKeyByHash(hash), expiresAt: now + this.options.ttlMs };
-      if (this.options.ttlMs > 0) this.remember(hash, entry);
-    }
-    const row = entry.row;
+    const cached = this.cache.get(hash);
+    const row = cached && cached.expiresAt > now ? cached.row : await this.lookup(hash, now);
     if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() <= now)) return null;
     this.used.add(row.id);
     return row;
@@ -92,6 +94,7 @@ export class ApiKeyVerifier {
 
   /** Drops a key from the cache (after revocation). */
   forget(keyId: number): void {
+    this.generation++;
     for (const [hash, entry] of this.cache) if (entry.row?.id === keyId) this.cache.delete(hash);
   }
 
@@ -105,6 +108,24 @@ export class ApiKeyVerifier {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.flushUsage().catch(() => undefined);
+  }
+
+  /** The store's row for a hash, one lookup per hash at a time; cached unless a revocation came while it ran. */
+  private lookup(hash: string, now: number): Promise<ApiKeyRow | null> {
+    const generation = this.generation;
+    const running = this.lookups.get(hash);
+    if (running?.generation === generation) return running.row;
+    const row = this.store
+      .findApiKeyByHash(hash)
+      .then((found) => {
+        if (this.options.ttlMs > 0 && generation === this.generation) this.remember(hash, { row: found, expiresAt: now + this.options.ttlMs });
+        return found;
+      })
+      .finally(() => {
+        if (this.lookups.get(hash)?.row === row) this.lookups.delete(hash);
+      });
+    this.lookups.set(hash, { row, generation });
+    return row;
   }
 
   private remember(hash: string, entry: CacheEntry) {
