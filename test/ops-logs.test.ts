@@ -63,13 +63,14 @@ for (const dialect of await testDialects()) {
       await database.drop();
     });
 
-    it("generates a request id when none is sent and logs the request under it", async () => {
-      const response = await fetch(`${server.url}/health`);
+    it("generates a request id when none is sent and logs the request under it: one access line, when the response is out", async () => {
+      const response = await fetch(`${server.url}/health?probe=1`);
       const id = response.headers.get("x-request-id")!;
       expect(id).toMatch(UUID);
       await server.waitForLine((l) => l.includes(`"reqId":"${id}"`) && l.includes("request completed"));
       const lines = server.logs().filter((l) => l.reqId === id);
-      expect(lines.map((l) => l.msg)).toEqual(["incoming request", "request completed"]);
+      expect(lines.map((l) => l.msg)).toEqual(["request completed"]);
+      expect(lines[0]).toMatchObject({ level: 30, req: { method: "GET", url: "/health?probe=1" }, res: { statusCode: 200 }, responseTime: expect.any(Number) });
     });
 
     it("accepts a well-formed caller id and replaces a malformed one", async () => {

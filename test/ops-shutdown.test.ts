@@ -100,7 +100,8 @@ for (const dialect of await testDialects()) {
     afterAll(() => database.drop());
 
     it("SIGTERM during a large publish: refuses new connections, completes the upload with 200, exits 0", async () => {
-      const server: ServerProcess = await startServerProcess(env);
+      // Level debug: the arrival of a request is logged ("incoming request"), which tells when the server has it.
+      const server: ServerProcess = await startServerProcess({ ...env, MEMORY_EXCHANGE_LOG_LEVEL: "debug" });
       const body = largePublishBody();
       expect(body.length).toBeGreaterThan(2 * 1024 * 1024);
       const upload = startUpload(server.url, "/trpc/memory.publish", key, body, "upload-during-shutdown");
@@ -137,7 +138,7 @@ for (const dialect of await testDialects()) {
     });
 
     it("past MEMORY_EXCHANGE_SHUTDOWN_GRACE_MS an unfinished upload is abandoned and the exit code is 1", async () => {
-      const server = await startServerProcess({ ...env, MEMORY_EXCHANGE_SHUTDOWN_GRACE_MS: "500" });
+      const server = await startServerProcess({ ...env, MEMORY_EXCHANGE_SHUTDOWN_GRACE_MS: "500", MEMORY_EXCHANGE_LOG_LEVEL: "debug" });
       const upload = startUpload(server.url, "/trpc/memory.publish", key, largePublishBody(), "stalled-upload");
       try {
         await server.waitForLine((l) => l.includes('"reqId":"stalled-upload"'));
