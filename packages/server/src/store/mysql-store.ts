@@ -19,8 +19,10 @@ import {
   CHAIN_SUMMARY_COLUMNS,
   EXCHANGE_COLUMNS,
   EXCHANGE_SUMMARY_COLUMNS,
+  chainUseTrade,
   insertedTrade,
   legacySale,
+  purchaseTrade,
   pickColumns,
   type TradeValues,
 } from "./queries.js";
@@ -154,23 +156,12 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       return (await purchaseOf().execute({ listingId: listing.id, buyerId }))[0] ?? legacySale(listing, buyerId);
     },
 
-    async recordPurchase({ listing, buyerId, targetModel }) {
+    async recordPurchase(purchase) {
+      const { listing, buyerId } = purchase;
       // The unique index (listing_id, buyer_id) decides races: the loser's INSERT fails and it
       // returns the winner's purchase. (mysql2 sets CLIENT_FOUND_ROWS, so ON DUPLICATE KEY
       // UPDATE could not tell an insert from a duplicate by affectedRows.)
-      const values: TradeValues = {
-        sellerId: listing.sellerId,
-        buyerId,
-        memoryType: listing.memoryType,
-        sourceModel: listing.sourceModel,
-        targetModel,
-        priceCents: listing.priceCents,
-        listingId: listing.id,
-        chainId: null,
-        payloadDigest: listing.payloadDigest,
-        payloadSize: listing.payloadSize,
-        createdAt: wholeSeconds(new Date()),
-      };
+      const values: TradeValues = { ...purchaseTrade(purchase), createdAt: wholeSeconds(new Date()) };
       try {
         const [result] = (await insertPurchase().execute(values)) as unknown as InsertResult;
         return { trade: insertedTrade(result.insertId, values), created: true };
@@ -207,7 +198,8 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       return chainPages.get(filterShape(filter), () => prepareChainPage(filter))(pageValues(filter));
     },
 
-    async recordChainUse({ chain, userId, priceCents, targetModel }) {
+    async recordChainUse(use) {
+      const { chain, priceCents } = use;
       return db.transaction(async (tx) => {
         // Counters first: the row lock serialises concurrent uses and the WHERE re-checks availability.
         const [update] = (await tx
@@ -218,19 +210,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
           })
           .where(and(eq(rc.id, chain.id), eq(rc.status, "active")))) as unknown as InsertResult;
         if (update.affectedRows !== 1) throw new ChainUnavailableError(chain.id);
-        const values: TradeValues = {
-          sellerId: chain.creatorId,
-          buyerId: userId,
-          memoryType: "reasoning_chain",
-          sourceModel: chain.sourceModel,
-          targetModel,
-          priceCents,
-          listingId: null,
-          chainId: chain.id,
-          payloadDigest: chain.payloadDigest,
-          payloadSize: chain.payloadSize,
-          createdAt: wholeSeconds(new Date()),
-        };
+        const values: TradeValues = { ...chainUseTrade(use), createdAt: wholeSeconds(new Date()) };
         const [insert] = (await tx.insert(ex).values({ ...values, status: "completed" })) as unknown as InsertResult;
         const trade = insertedTrade(insert.insertId, values);
         const updated = (await tx.select(chainColumns).from(rc).where(eq(rc.id, chain.id)))[0]!;

@@ -1,5 +1,5 @@
 import { and, eq, gte, isNull, lt, lte, not, or, sql, type AnyColumn, type SQL } from "drizzle-orm";
-import type { ApiKeyRow, ChainFilter, Cursor, ExchangeRow, ListingFilter, TradeRole } from "./store.js";
+import type { ApiKeyRow, ChainFilter, Cursor, ExchangeRow, ListingFilter, NewChainUse, NewPurchase, TradeRole } from "./store.js";
 import type { Scope } from "@memory-exchange/shared";
 
 /**
@@ -121,6 +121,38 @@ export type TradeValues = Pick<
   ExchangeRow,
   "sellerId" | "buyerId" | "memoryType" | "sourceModel" | "targetModel" | "priceCents" | "listingId" | "chainId" | "payloadDigest" | "payloadSize" | "createdAt"
 >;
+
+/** The columns of the trade a purchase records, but its time (the store's to set). */
+export function purchaseTrade({ listing, buyerId, targetModel }: NewPurchase): Omit<TradeValues, "createdAt"> {
+  return {
+    sellerId: listing.sellerId,
+    buyerId,
+    memoryType: listing.memoryType,
+    sourceModel: listing.sourceModel,
+    targetModel,
+    priceCents: listing.priceCents,
+    listingId: listing.id,
+    chainId: null,
+    payloadDigest: listing.payloadDigest,
+    payloadSize: listing.payloadSize,
+  };
+}
+
+/** The columns of the trade a chain use records, but its time. */
+export function chainUseTrade({ chain, userId, priceCents, targetModel }: NewChainUse): Omit<TradeValues, "createdAt"> {
+  return {
+    sellerId: chain.creatorId,
+    buyerId: userId,
+    memoryType: "reasoning_chain",
+    sourceModel: chain.sourceModel,
+    targetModel,
+    priceCents,
+    listingId: null,
+    chainId: chain.id,
+    payloadDigest: chain.payloadDigest,
+    payloadSize: chain.payloadSize,
+  };
+}
 
 /**
  * The row a trade INSERT wrote, without reading it back: every column it

@@ -17,8 +17,10 @@ import {
   CHAIN_SUMMARY_COLUMNS,
   EXCHANGE_COLUMNS,
   EXCHANGE_SUMMARY_COLUMNS,
+  chainUseTrade,
   legacySale,
   pickColumns,
+  purchaseTrade,
 } from "./queries.js";
 import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRow, type ListingFilter, type Store } from "./store.js";
 
@@ -168,19 +170,10 @@ export function createSqliteStore(database: SqliteDatabase): Store {
 
     findPurchase: async (listing, buyerId) => findPurchase(listing, buyerId),
 
-    async recordPurchase({ listing, buyerId, targetModel }) {
+    async recordPurchase(purchase) {
+      const { listing, buyerId } = purchase;
       // The unique index (listing_id, buyer_id) decides: a duplicate inserts nothing.
-      const result = insertPurchase().run({
-        sellerId: listing.sellerId,
-        buyerId,
-        memoryType: listing.memoryType,
-        sourceModel: listing.sourceModel,
-        targetModel,
-        priceCents: listing.priceCents,
-        listingId: listing.id,
-        payloadDigest: listing.payloadDigest,
-        payloadSize: listing.payloadSize,
-      });
+      const result = insertPurchase().run(purchaseTrade(purchase));
       if (result.changes === 1) return { trade: findExchange(Number(result.lastInsertRowid))!, created: true };
       const existing = findPurchase(listing, buyerId);
       if (!existing) throw new Error("purchase conflict without an existing purchase");
@@ -214,22 +207,14 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       return chainPages.get(pageKey(filter), () => prepareChainPage(filter)).values(pageValues(filter)).map(chainSummary);
     },
 
-    async recordChainUse({ chain, userId, priceCents, targetModel }) {
+    async recordChainUse(use) {
+      const { chain, priceCents } = use;
       return db.transaction(
         () => {
           // Prepared statements run on the same connection, so they take part in the transaction.
           const update = countChainUse().run({ chainId: chain.id, priceCents });
           if (update.changes !== 1) throw new ChainUnavailableError(chain.id);
-          const insert = insertChainUse().run({
-            sellerId: chain.creatorId,
-            buyerId: userId,
-            sourceModel: chain.sourceModel,
-            targetModel,
-            priceCents,
-            chainId: chain.id,
-            payloadDigest: chain.payloadDigest,
-            payloadSize: chain.payloadSize,
-          });
+          const insert = insertChainUse().run(chainUseTrade(use));
           const trade = findExchange(Number(insert.lastInsertRowid))!;
           const updated = findChain(chain.id)!;
           return { trade, chain: updated };
