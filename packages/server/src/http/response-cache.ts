@@ -27,15 +27,15 @@ export class ResponseCache {
   private readonly entries = new Map<string, CachedResponse>();
   private readonly rendering = new Map<string, { result: Promise<RenderedResponse>; generation: number }>();
 
+  /** True when the store has a read cache to follow (and the TTL is on). */
+  readonly enabled: boolean;
+
   constructor(
     private readonly store: Store,
     private readonly ttlMs: number,
     private readonly maxEntries = 1000,
-  ) {}
-
-  /** True when the store has a read cache to follow (and the TTL is on). */
-  get enabled(): boolean {
-    return this.ttlMs > 0 && hasReadCache(this.store);
+  ) {
+    this.enabled = ttlMs > 0 && hasReadCache(store);
   }
 
   /** The state of the groups: the sum of their invalidation counters, which only grow, so any write changes it. */

@@ -24,8 +24,8 @@ function queryCalls(): Map<string, BatchedQuery> {
   const calls = new Map<string, BatchedQuery>();
   for (const path of Object.keys(appRouter._def.procedures)) {
     if (!isProcedurePath(path) || procedureParts(path).type !== "query") continue;
-    const { scope, cache } = directProcedure(path);
-    calls.set(path, { call: directCall(path), scope, cache });
+    const procedure = directProcedure(path);
+    calls.set(path, { call: directCall(procedure), scope: procedure.scope, cache: procedure.cache });
   }
   return calls;
 }

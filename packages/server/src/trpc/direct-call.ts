@@ -75,8 +75,7 @@ export function directProcedure(path: ProcedurePath): DirectProcedure {
   };
 }
 
-/** `directProcedure`, tier rule included. */
-export function directCall(path: ProcedurePath): DirectCall {
-  const { scope, run } = directProcedure(path);
+/** A direct procedure called with its tier's rule first. */
+export function directCall({ scope, run }: DirectProcedure): DirectCall {
   return async (ctx, rawInput) => run(ctx, scope ? await authorize(ctx, scope) : undefined, rawInput);
 }
