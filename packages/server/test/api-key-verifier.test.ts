@@ -1,26 +1,20 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { migrate } from "../src/db/migrate.js";
-import { openDatabase, type Database } from "../src/db/open-database.js";
 import { ApiKeyVerifier, createApiKey, hashApiKey } from "../src/domain/api-keys.js";
 import { createStore } from "../src/store/create-store.js";
 import type { ApiKeyRow, Store } from "../src/store/store.js";
-import { createTestDatabase, type TestDatabase } from "./support/databases.js";
+import { openMigratedDatabase, type MigratedTestDatabase } from "./support/databases.js";
 
 /** The API-key verification cache on a real (SQLite) store: shared lookups, and revocation racing a lookup. */
 describe("API key verifier", () => {
-  let testDb: TestDatabase;
-  let database: Database;
+  let db: MigratedTestDatabase;
   let store: Store;
 
   beforeAll(async () => {
-    testDb = await createTestDatabase("sqlite");
-    database = await openDatabase(testDb.config);
-    await migrate(database);
-    store = createStore(database);
+    db = await openMigratedDatabase("sqlite");
+    store = createStore(db.database);
   });
   afterAll(async () => {
-    await database?.close();
-    await testDb?.drop();
+    await db?.close();
   });
 
   /** The store, with key lookups counted and held until the test lets them through. */

@@ -3,7 +3,7 @@ import { migrate } from "../src/db/migrate.js";
 import { openDatabase, type Database } from "../src/db/open-database.js";
 import { createStore } from "../src/store/create-store.js";
 import { PAYLOAD_CHUNK_BYTES, type PayloadStore } from "../src/store/payload-store.js";
-import { createTestDatabase, testDialects, type TestDatabase } from "./support/databases.js";
+import { createTestDatabase, openMigratedDatabase, testDialects, type MigratedTestDatabase, type TestDatabase } from "./support/databases.js";
 
 /** The payload store's contract on both dialects: streamed uploads, their deduplication and clean-up. */
 
@@ -116,20 +116,18 @@ for (const dialect of await testDialects()) {
 }
 
 describe("payload store (sqlite, another connection writing)", () => {
-  let testDb: TestDatabase;
+  let db: MigratedTestDatabase;
   let database: Database;
   let other: Database;
 
   beforeAll(async () => {
-    testDb = await createTestDatabase("sqlite");
-    database = await openDatabase(testDb.config);
-    await migrate(database);
-    other = await openDatabase(testDb.config); // a second process on the same file: another instance, the CLI
+    db = await openMigratedDatabase("sqlite");
+    database = db.database;
+    other = await openDatabase(db.testDb.config); // a second process on the same file: another instance, the CLI
   });
   afterAll(async () => {
     await other?.close();
-    await database?.close();
-    await testDb?.drop();
+    await db?.close();
   });
 
   test("a put holds the write lock from its start: a commit elsewhere cannot land between its read and its write", async () => {

@@ -1,27 +1,21 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { migrate } from "../src/db/migrate.js";
-import { openDatabase, type Database } from "../src/db/open-database.js";
 import { ResponseCache } from "../src/http/response-cache.js";
 import { createStore } from "../src/store/create-store.js";
 import { withReadCache } from "../src/store/read-cache.js";
 import type { Store } from "../src/store/store.js";
-import { createTestDatabase, type TestDatabase } from "./support/databases.js";
+import { openMigratedDatabase, type MigratedTestDatabase } from "./support/databases.js";
 
 /** The rendered-response cache of browse pages and stats (REST and batched tRPC), on a real (SQLite) store with its read cache. */
 describe("response cache", () => {
-  let testDb: TestDatabase;
-  let database: Database;
+  let db: MigratedTestDatabase;
   let store: Store;
 
   beforeAll(async () => {
-    testDb = await createTestDatabase("sqlite");
-    database = await openDatabase(testDb.config);
-    await migrate(database);
-    store = withReadCache(createStore(database), { ttlMs: 60_000 });
+    db = await openMigratedDatabase("sqlite");
+    store = withReadCache(createStore(db.database), { ttlMs: 60_000 });
   });
   afterAll(async () => {
-    await database?.close();
-    await testDb?.drop();
+    await db?.close();
   });
 
   /** A render the test finishes by hand, counting how many were started. */

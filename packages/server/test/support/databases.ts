@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mysql from "mysql2/promise";
 import { parseDatabaseUrl, type DatabaseConfig } from "../../src/config.js";
+import { migrate } from "../../src/db/migrate.js";
+import { openDatabase, type Database } from "../../src/db/open-database.js";
 
 /**
  * Test databases: a fresh SQLite file or a fresh MariaDB/MySQL database per
@@ -70,6 +72,28 @@ export async function createTestDatabase(dialect: Dialect): Promise<TestDatabase
       const connection = await adminConnection();
       await connection.query(`DROP DATABASE IF EXISTS ${name}`);
       await connection.end();
+    },
+  };
+}
+
+export interface MigratedTestDatabase {
+  testDb: TestDatabase;
+  database: Database;
+  /** closes the database, then drops it */
+  close(): Promise<void>;
+}
+
+/** A fresh test database, migrated and opened. */
+export async function openMigratedDatabase(dialect: Dialect): Promise<MigratedTestDatabase> {
+  const testDb = await createTestDatabase(dialect);
+  const database = await openDatabase(testDb.config);
+  await migrate(database);
+  return {
+    testDb,
+    database,
+    close: async () => {
+      await database.close();
+      await testDb.drop();
     },
   };
 }
