@@ -1,5 +1,5 @@
 import autocannon, { type AutocannonRequest } from "autocannon";
-import { Pool } from "undici";
+import { RawHttpPool, encodeRequest } from "./raw-http.js";
 
 /** One HTTP request of a workload. */
 export interface RequestSpec {
@@ -78,22 +78,27 @@ export async function maxThroughput(
  * no coordinated omission). autocannon's own rate limit sends each second's
  * quota in a burst, which would measure a burst, not a steady load.
  *
- * The sender is an undici pool (node:http's client cost the load generator
- * more CPU per request than the server spends on a cached browse, and it
- * shares the machine); `senderLagP99Ms` reports how late the sender itself
- * was, so a number that measures the generator rather than the server shows.
+ * The sender (`raw-http.ts`) writes pre-built request bytes and reads
+ * answers into one buffer per connection. It shares the machine with the
+ * server: undici cost it ~45 µs per request, and its socket reads allocated
+ * a 64 kB buffer each, which made V8 run a full collection every ~0.5 s in
+ * the sender: every such pause showed as 10–20 ms in the server's p99 (the
+ * slow requests lined up with the sender's collections, not the server's).
+ * `senderLagP99Ms` reports how late the sender itself was, so a number that
+ * measures the generator rather than the server shows.
  *
  * The first `warmupS` of the schedule are sent but not measured: a sender
- * whose undici code is not yet compiled lags behind for its first ~0.7 s at
- * 7,000 req/s, and those requests' p99 (~80–190 ms) measured the generator;
- * the same rate from an already-warm process gave 9–16 ms.
+ * whose code is not yet compiled lags behind for its first ~0.7 s at
+ * 7,000 req/s, and those requests' p99 (~80–190 ms) measured the generator.
  */
 export async function steadyRate(
   url: string,
   workload: Workload,
   options: { rate: number; durationS: number; connections: number; warmupS?: number; onMeasureStart?: () => void },
 ): Promise<LoadResult & { targetRate: number; senderLagP99Ms: number }> {
-  const pool = new Pool(url, { connections: options.connections });
+  const target = new URL(url);
+  const pool = new RawHttpPool(target, options.connections);
+  const fixed = workload.fixed ? encodeRequest(target.host, workload.next(0)) : undefined;
   const latencies: number[] = [];
   const lags: number[] = [];
   const statusCodes: Record<string, number> = {};
@@ -120,22 +125,13 @@ export async function steadyRate(
         options.onMeasureStart?.();
       }
       if (measured) lags.push(performance.now() - due);
-      const spec = workload.next(i);
-      const headers: Record<string, string> = { ...spec.headers };
-      if (spec.body !== undefined) headers["content-type"] = "application/json";
-      pool
-        .request({ method: spec.method, path: spec.path, headers, body: spec.body, headersTimeout: 10_000, bodyTimeout: 10_000 })
-        .then(async (res) => {
-          await res.body.dump();
-          statusCodes[res.statusCode] = (statusCodes[res.statusCode] ?? 0) + 1;
-          if (res.statusCode < 200 || res.statusCode >= 300) errors++;
-          else if (measured) latencies.push(performance.now() - due);
-        })
-        .catch(() => errors++)
-        .finally(() => {
-          if (measured) measuredDone++;
-          finish();
-        });
+      pool.request(fixed ?? encodeRequest(target.host, workload.next(i)), (status) => {
+        statusCodes[status] = (statusCodes[status] ?? 0) + 1;
+        if (status < 200 || status >= 300) errors++;
+        else if (measured) latencies.push(performance.now() - due);
+        if (measured) measuredDone++;
+        finish();
+      });
     };
     const tick = () => {
       const due = Math.min(total, Math.floor((performance.now() - start) / interval) + 1);
@@ -145,7 +141,7 @@ export async function steadyRate(
     tick();
   });
   const elapsedS = (performance.now() - measureStart) / 1000;
-  await pool.close();
+  pool.close();
   const pct = (values: number[], p: number) => {
     values.sort((a, b) => a - b);
     return values.length ? values[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]! : NaN;

@@ -343,11 +343,15 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
         : undefined;
       const result: ScenarioResult = { name: scenario.name, title: scenario.title, service: ours, baseline: bare, ratio: bare ? ours.rps / bare.rps : undefined };
       if (scenario.steady && !SKIP.has("steady")) {
-        const rate = Math.max(1, Math.round(ours.rps / 2));
-        log(`${dialect}: ${scenario.name} at ${rate} req/s (half the maximum)`);
-        result.halfLoad = await measured(scenario.service, (onMeasureStart) =>
-          steadyRate(scenario.service.url, scenario.workload(), { rate, durationS: DURATION_S, connections: CONNECTIONS, warmupS: WARMUP_S, onMeasureStart }),
-        );
+        const halfLoad = (server: ChildServer, maximum: LoadResult, workload: Workload) => {
+          const rate = Math.max(1, Math.round(maximum.rps / 2));
+          log(`${dialect}: ${scenario.name} on ${server.name} at ${rate} req/s (half its maximum)`);
+          return measured(server, (onMeasureStart) =>
+            steadyRate(server.url, workload, { rate, durationS: DURATION_S, connections: CONNECTIONS, warmupS: WARMUP_S, onMeasureStart }),
+          );
+        };
+        result.halfLoad = await halfLoad(scenario.service, ours, scenario.workload());
+        if (bare) result.baselineHalfLoad = await halfLoad(baseline, bare, baselineWorkload());
       }
       const failed = [ours, result.halfLoad].some((run) => Object.keys(run?.statusCodes ?? {}).some((code) => Number(code) >= 500));
       if (failed) log(`${dialect}: ${scenario.name} got 5xx answers; the service's last log lines:\n${scenario.service.output().slice(-3000)}`);
