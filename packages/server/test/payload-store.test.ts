@@ -112,6 +112,27 @@ for (const dialect of await testDialects()) {
       expect(await payloads.isOwner(digest, 9)).toBe(true);
       expect(Buffer.compare((await payloads.read(digest))!, bytes)).toBe(0);
     });
+
+    test("infoWithBytes: the info, with the bytes of a one-chunk payload within the size asked, wherever its chunk is stored", async () => {
+      const small = new Uint8Array(300).map((_, i) => (i * 7) % 256);
+      const digest = digestOf(8);
+      await payloads.put({ digest, kind: "kv-cache", tensors: '{"k":1}', bytes: small, ownerId: 1 });
+      const info = await payloads.info(digest);
+      const withBytes = await payloads.infoWithBytes(digest, 300);
+      expect(withBytes).toMatchObject({ ...info, bytes: expect.any(Uint8Array) });
+      expect(Buffer.compare(Buffer.from(withBytes!.bytes!), Buffer.from(small))).toBe(0);
+      // over the size asked, several chunks, or nothing stored: the info alone
+      expect(await payloads.infoWithBytes(digest, 299)).toEqual(info);
+      const twoChunks = digestOf(7);
+      expect(await payloads.infoWithBytes(twoChunks, 10 * PAYLOAD_CHUNK_BYTES)).toEqual(await payloads.info(twoChunks));
+      expect(await payloads.infoWithBytes(digestOf(99), 1000)).toBeNull();
+      // a streamed upload's one chunk lives under the upload's id, not the digest
+      const uploaded = await upload(3, digestOf(9), 1);
+      await uploaded.finish();
+      const adopted = await payloads.infoWithBytes(digestOf(9), 1000);
+      expect(adopted).toMatchObject({ chunkKey: uploaded.uploadId, size: 100, chunkCount: 1 });
+      expect(Array.from(adopted!.bytes!)).toEqual(Array.from(chunk(0, 100)));
+    });
   });
 }
 

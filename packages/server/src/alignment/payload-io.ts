@@ -12,8 +12,12 @@ const CHUNKS_PER_READ = 2;
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** A stored payload's bytes, read a few chunks at a time. */
+/** A stored payload's bytes, read a few chunks at a time (or as read with its info). */
 export async function readPayloadYielding(payloads: PayloadStore, info: PayloadInfo): Promise<Uint8Array> {
+  if (info.bytes) {
+    if (info.bytes.length !== info.size) throw new Error(`payload ${info.digest}: its chunk holds ${info.bytes.length} of its ${info.size} bytes`);
+    return info.bytes;
+  }
   const out = new Uint8Array(info.size);
   let offset = 0;
   for (let from = 0; from < info.chunkCount; from += CHUNKS_PER_READ) {

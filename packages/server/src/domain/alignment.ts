@@ -255,7 +255,7 @@ export async function deliverKvCache(
   });
 
   if (location.payloadDigest) {
-    const info = await store.payloads.info(location.payloadDigest);
+    const info = await store.payloads.infoWithBytes(location.payloadDigest, inlineLimitBytes);
     if (!info) throw new Error(`payload ${location.payloadDigest} is referenced but not stored`);
     const shapes = JSON.parse(info.tensors) as AlignmentSource["shapes"];
     const asPublished = () => inlineKvCache(store, location, inlineLimitBytes, info);

@@ -115,7 +115,7 @@ export async function inlineKvCache(
 ): Promise<KvCacheDocument | null> {
   let stored: PayloadInfo | null = null;
   if (source.payloadDigest) {
-    stored = known ?? (await store.payloads.info(source.payloadDigest));
+    stored = known ?? (await store.payloads.infoWithBytes(source.payloadDigest, inlineLimitBytes));
     if (!stored) throw new DomainError("INTERNAL", "Internal server error");
     if (stored.size > inlineLimitBytes || stored.kind !== "kv-cache") return null;
   } else if (source.inlineJson && Buffer.byteLength(source.inlineJson) > inlineLimitBytes) {

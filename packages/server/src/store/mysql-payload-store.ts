@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { and, eq, lt, sql } from "drizzle-orm";
+import { and, eq, lt, lte, sql } from "drizzle-orm";
 import type { ResultSetHeader, RowDataPacket } from "mysql2";
-import { payloadOwners, payloads, payloadUploads } from "../db/mysql-schema.js";
+import { payloadChunks, payloadOwners, payloads, payloadUploads } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { lazy } from "./prepared.js";
 import {
@@ -23,6 +23,12 @@ const infoColumns = {
   tensors: payloads.tensors,
   chunkKey: payloads.chunkKey,
 };
+
+const asInfo = (row: Omit<PayloadInfo, "kind" | "chunkKey"> & { kind: string; chunkKey: string | null }): PayloadInfo => ({
+  ...row,
+  kind: row.kind as PayloadKind,
+  chunkKey: row.chunkKey ?? row.digest,
+});
 
 /**
  * Chunk rows go through mysql2 directly: `execute` sends a 1 MiB blob in the
@@ -50,6 +56,24 @@ export function createMysqlPayloadStore(database: MysqlDatabase): PayloadStore {
   // The statements of purchase, use and publish, built once (prepared.ts). Their values are strings
   // and integers: nothing a column encoder would change.
   const infoOf = lazy(() => db.select(infoColumns).from(payloads).where(eq(payloads.digest, ph("digest"))).limit(1).prepare());
+  // The only chunk of a small payload joined to its info: a delivery's info and data in one round trip.
+  const infoWithChunk = lazy(() =>
+    db
+      .select({ ...infoColumns, data: payloadChunks.data })
+      .from(payloads)
+      .leftJoin(
+        payloadChunks,
+        and(
+          eq(payloadChunks.digest, sql`COALESCE(${payloads.chunkKey}, ${payloads.digest})`),
+          eq(payloadChunks.seq, 0),
+          eq(payloads.chunkCount, 1),
+          lte(payloads.size, ph("maxBytes")),
+        ),
+      )
+      .where(eq(payloads.digest, ph("digest")))
+      .limit(1)
+      .prepare(),
+  );
   const ownerOf = lazy(() =>
     db
       .select({ digest: payloadOwners.digest })
@@ -95,7 +119,14 @@ export function createMysqlPayloadStore(database: MysqlDatabase): PayloadStore {
 
     async info(digest) {
       const [row] = await infoOf().execute({ digest });
-      return row ? ({ ...row, kind: row.kind as PayloadKind, chunkKey: row.chunkKey ?? row.digest } satisfies PayloadInfo) : null;
+      return row ? asInfo(row) : null;
+    },
+
+    async infoWithBytes(digest, maxBytes) {
+      const [row] = await infoWithChunk().execute({ digest, maxBytes });
+      if (!row) return null;
+      const { data, ...info } = row;
+      return data ? { ...asInfo(info), bytes: data } : asInfo(info);
     },
 
     async read(digest) {

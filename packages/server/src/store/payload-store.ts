@@ -24,6 +24,8 @@ export interface PayloadInfo {
   tensors: string;
   /** The key its chunks are stored under: the digest, or the id of the upload that wrote them. */
   chunkKey: string;
+  /** The whole payload, when it was read together with its info (`infoWithBytes`). */
+  bytes?: Uint8Array;
 }
 
 export interface NewPayload {
@@ -48,6 +50,11 @@ export interface PayloadStore {
   /** Stores a payload held in memory once (chunked) and records its owner. */
   put(payload: NewPayload): Promise<void>;
   info(digest: string): Promise<PayloadInfo | null>;
+  /**
+   * The info, with `bytes` when the payload is one chunk of at most `maxBytes`
+   * (a delivery's info and data in one query instead of two).
+   */
+  infoWithBytes(digest: string, maxBytes: number): Promise<PayloadInfo | null>;
   /** The whole payload in memory: only for payloads known to be small. */
   read(digest: string): Promise<Uint8Array | null>;
   /** Chunks fromSeq..toSeq (inclusive) under a chunk key, in order; throws when one is missing. */

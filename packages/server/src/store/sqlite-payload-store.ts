@@ -95,6 +95,14 @@ export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore
 
     info: async (digest) => info(digest),
 
+    // In-process: two prepared reads cost no round trip.
+    async infoWithBytes(digest, maxBytes) {
+      const found = info(digest);
+      if (!found || found.chunkCount !== 1 || found.size > maxBytes) return found;
+      const [bytes] = readChunks(found.chunkKey, 0, 0);
+      return { ...found, bytes };
+    },
+
     async read(digest) {
       const found = info(digest);
       if (!found) return null;
