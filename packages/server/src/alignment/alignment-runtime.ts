@@ -3,6 +3,7 @@ import type { Database } from "../db/open-database.js";
 import type { PayloadStore } from "../store/payload-store.js";
 import type { AlignmentStore } from "./alignment-store.js";
 import { createAlignmentStore } from "./create-alignment-store.js";
+import { withMatrixCache } from "./matrix-cache.js";
 import { createMatrixWeights, type MatrixWeights } from "./matrix-weights.js";
 import { createAlignmentPool, type AlignmentPool } from "./worker-pool.js";
 
@@ -42,13 +43,15 @@ export interface AlignmentRuntimeOptions {
   maxPayloadBytes: number;
   /** worker threads; default: available cores - 1, at least 1 */
   workers?: number;
+  /** how long the matrix a pair's purchases apply is kept (matrix-cache.ts; the read cache's TTL); 0 or absent = looked up every time */
+  matrixCacheTtlMs?: number;
 }
 
 export function createAlignmentRuntime(database: Database, payloads: PayloadStore, options: AlignmentRuntimeOptions): AlignmentRuntime {
   // Workers start on the first job, so a server that never aligns never spawns one.
   const pool = createAlignmentPool({ size: options.workers });
   return {
-    matrices: createAlignmentStore(database),
+    matrices: withMatrixCache(createAlignmentStore(database), { ttlMs: options.matrixCacheTtlMs ?? 0 }),
     pool,
     weights: createMatrixWeights(payloads),
     maxFlops: options.maxFlops,

@@ -81,7 +81,7 @@ export async function buildServer(config: Config, options: { database?: Database
     forceCloseConnections: "idle",
   });
   const keys = new ApiKeyVerifier(store, { ttlMs: config.keyCacheTtlMs });
-  const alignment = createAlignmentRuntime(database, store.payloads, config.alignment);
+  const alignment = createAlignmentRuntime(database, store.payloads, { ...config.alignment, matrixCacheTtlMs: config.readCacheTtlMs });
   const services: Services = { store, keys, log: app.log, version: VERSION, inlinePayloadBytes: config.inlinePayloadBytes, alignment };
 
   // Callback style: it runs on every request, and an async hook costs a promise and a tick each.
