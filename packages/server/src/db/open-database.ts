@@ -8,6 +8,7 @@ import type { DatabaseConfig } from "../config.js";
 import * as mysqlSchema from "./mysql-schema.js";
 import { guardQueryTimeouts } from "./query-timeout.js";
 import * as sqliteSchema from "./sqlite-schema.js";
+import { startWalCheckpointer } from "./wal-checkpointer.js";
 
 export interface MysqlDatabase {
   dialect: "mysql";
@@ -42,7 +43,7 @@ async function openSqlite(file: string): Promise<SqliteDatabase> {
   ]);
   if (file !== ":memory:") mkdirSync(dirname(resolve(file)), { recursive: true });
   const sqlite = new BetterSqlite3(file);
-  sqlite.pragma("journal_mode = WAL");
+  const wal = sqlite.pragma("journal_mode = WAL", { simple: true }) === "wal";
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("busy_timeout = 5000");
   // Query plans need table statistics, which SQLite only gathers on request. Its advice for a
@@ -58,12 +59,15 @@ async function openSqlite(file: string): Promise<SqliteDatabase> {
   optimize("optimize = 0x10002");
   const optimizer = setInterval(() => optimize("optimize"), SQLITE_OPTIMIZE_INTERVAL_MS);
   optimizer.unref();
+  // Checkpoints run in a worker once the WAL grows (wal-checkpointer.ts), never inside a request's commit.
+  const checkpointer = wal ? startWalCheckpointer(sqlite, resolve(file)) : undefined;
   return {
     dialect: "sqlite",
     db: drizzleSqlite(sqlite, { schema: sqliteSchema }),
     sqlite,
     close: async () => {
       clearInterval(optimizer);
+      await checkpointer?.stop();
       if (sqlite.open) sqlite.close();
     },
   };
