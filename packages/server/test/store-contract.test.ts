@@ -100,6 +100,7 @@ for (const dialect of await testDialects()) {
       const use1 = await store.recordChainUse({ chain: row, userId: 20, priceCents: 299, targetModel: "gpt-4" });
       const use2 = await store.recordChainUse({ chain: row, userId: 9, priceCents: 0, targetModel: "gpt-4" });
       expect(use2.chain).toMatchObject({ usageCount: 2, totalRevenueCents: 299 });
+      expect(use2.chain).toEqual(await store.findChain(chainId)); // the counters read back decode like the stored row
       expect(use1.trade).toMatchObject({ chainId, buyerId: 20, sellerId: 9, memoryType: "reasoning_chain", priceCents: 299 });
       expect(await store.findTrade(use1.trade.id)).toEqual(use1.trade); // the returned trade is the stored row
 

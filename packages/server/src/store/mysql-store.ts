@@ -213,8 +213,9 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         const values: TradeValues = { ...chainUseTrade(use), createdAt: wholeSeconds(new Date()) };
         const [insert] = (await tx.insert(ex).values({ ...values, status: "completed" })) as unknown as InsertResult;
         const trade = insertedTrade(insert.insertId, values);
-        const updated = (await tx.select(chainColumns).from(rc).where(eq(rc.id, chain.id)))[0]!;
-        return { trade, chain: updated };
+        // The counters this use moved (the row is still locked by the UPDATE); the rest is the row the use began with.
+        const [counters] = await tx.select({ usageCount: rc.usageCount, totalRevenueCents: rc.totalRevenueCents }).from(rc).where(eq(rc.id, chain.id));
+        return { trade, chain: { ...chain, ...counters! } };
       });
     },
 

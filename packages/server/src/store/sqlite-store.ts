@@ -98,6 +98,9 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       .where(and(eq(rc.id, ph("chainId")), eq(rc.status, "active")))
       .prepare(),
   );
+  const chainCounters = lazy(() =>
+    db.select({ usageCount: rc.usageCount, totalRevenueCents: rc.totalRevenueCents }).from(rc).where(eq(rc.id, ph("id"))).prepare(),
+  );
   const insertChainUse = lazy(() =>
     db
       .insert(ex)
@@ -216,8 +219,9 @@ export function createSqliteStore(database: SqliteDatabase): Store {
           if (update.changes !== 1) throw new ChainUnavailableError(chain.id);
           const insert = insertChainUse().run(chainUseTrade(use));
           const trade = findExchange(Number(insert.lastInsertRowid))!;
-          const updated = findChain(chain.id)!;
-          return { trade, chain: updated };
+          // The counters this use moved; the rest is the row the use began with.
+          const counters = chainCounters().get({ id: chain.id })!;
+          return { trade, chain: { ...chain, ...counters } };
         },
         { behavior: "immediate" },
       );

@@ -181,7 +181,7 @@ export interface Store {
   findChain(id: number): Promise<ChainRow | null>;
   /** Active chains, newest first. */
   browseChains(filter: ChainFilter): Promise<ChainSummary[]>;
-  /** Records one paid use and bumps the chain's counters in one transaction; returns the trade and the updated chain. */
+  /** Records one paid use and bumps the chain's counters in one transaction; returns the trade and the chain given, with its counters after this use. */
   recordChainUse(use: NewChainUse): Promise<{ trade: ExchangeRow; chain: ChainRow }>;
 
   /** Completed trades where the user is buyer and/or seller, newest first. */
