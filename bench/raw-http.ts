@@ -5,10 +5,11 @@ import type { RequestSpec } from "./load.js";
  * A lean HTTP/1.1 keep-alive client for the open-loop sender: requests are
  * written as pre-built bytes and answers are parsed only as far as the status
  * line and `content-length`. The sender shares a 2-core machine with the
- * server it measures; undici costs tens of µs and a few kB of garbage per
- * request, and its own garbage collections and lag showed up as the
- * server's p99. One request in flight per connection (no pipelining), like
- * a browser or undici's pool; requests wait in one FIFO for a free one.
+ * server it measures; undici cost ~45 µs per request and allocated a 64 kB
+ * buffer per socket read, and the sender's own full collections (every
+ * ~0.5 s) showed up as the server's p99. One request in flight per
+ * connection (no pipelining), like undici's pool; requests wait in one FIFO
+ * for a free one.
  */
 export type Done = (status: number) => void;
 
