@@ -335,24 +335,32 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
       await checkWorkload(scenario.name, [[scenario.service, scenario.workload()], ...(scenario.baseline ? [[baseline, baselineWorkload()] as [ChildServer, Workload]] : [])]);
       log(`${dialect}: ${scenario.name}`);
       const options = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S };
+      const halfLoad = async (server: ChildServer, maximum: LoadResult, workload: Workload) => {
+        if (!scenario.steady || SKIP.has("steady")) return undefined;
+        const rate = Math.max(1, Math.round(maximum.rps / 2));
+        log(`${dialect}: ${scenario.name} on ${server.name} at ${rate} req/s (half its maximum)`);
+        return measured(server, (onMeasureStart) =>
+          steadyRate(server.url, workload, { rate, durationS: DURATION_S, connections: CONNECTIONS, warmupS: WARMUP_S, onMeasureStart }),
+        );
+      };
+      // Each server's half-load run follows its own maximum run (a database still busy after the other's would bias it).
       const ours = await measured(scenario.service, (onMeasureStart) =>
         maxThroughput(scenario.service.url, scenario.workload(), { ...options, onMeasureStart }),
       );
+      const oursHalf = await halfLoad(scenario.service, ours, scenario.workload());
       const bare = scenario.baseline
         ? await measured(baseline, (onMeasureStart) => maxThroughput(baseline.url, baselineWorkload(), { ...options, onMeasureStart }))
         : undefined;
-      const result: ScenarioResult = { name: scenario.name, title: scenario.title, service: ours, baseline: bare, ratio: bare ? ours.rps / bare.rps : undefined };
-      if (scenario.steady && !SKIP.has("steady")) {
-        const halfLoad = (server: ChildServer, maximum: LoadResult, workload: Workload) => {
-          const rate = Math.max(1, Math.round(maximum.rps / 2));
-          log(`${dialect}: ${scenario.name} on ${server.name} at ${rate} req/s (half its maximum)`);
-          return measured(server, (onMeasureStart) =>
-            steadyRate(server.url, workload, { rate, durationS: DURATION_S, connections: CONNECTIONS, warmupS: WARMUP_S, onMeasureStart }),
-          );
-        };
-        result.halfLoad = await halfLoad(scenario.service, ours, scenario.workload());
-        if (bare) result.baselineHalfLoad = await halfLoad(baseline, bare, baselineWorkload());
-      }
+      const bareHalf = bare ? await halfLoad(baseline, bare, baselineWorkload()) : undefined;
+      const result: ScenarioResult = {
+        name: scenario.name,
+        title: scenario.title,
+        service: ours,
+        baseline: bare,
+        ratio: bare ? ours.rps / bare.rps : undefined,
+        ...(oursHalf ? { halfLoad: oursHalf } : {}),
+        ...(bareHalf ? { baselineHalfLoad: bareHalf } : {}),
+      };
       const failed = [ours, result.halfLoad].some((run) => Object.keys(run?.statusCodes ?? {}).some((code) => Number(code) >= 500));
       if (failed) log(`${dialect}: ${scenario.name} got 5xx answers; the service's last log lines:\n${scenario.service.output().slice(-3000)}`);
       results.push(result);
