@@ -43,11 +43,11 @@ describe("matrix lookup cache", () => {
     expect(await cached.newestActiveMatrix(...PAIR)).toBeNull();
 
     // another instance registers one: this one keeps its answer until the TTL
-    const short = withMatrixCache(underlying, { ttlMs: 50 });
+    const short = withMatrixCache(underlying, { ttlMs: 400 });
     expect(await short.newestActiveMatrix(...PAIR)).toBeNull();
     const elsewhere = await underlying.insertMatrix(matrix());
     expect(await short.newestActiveMatrix(...PAIR)).toBeNull();
-    await sleep(60);
+    await sleep(450);
     expect((await short.newestActiveMatrix(...PAIR))?.id).toBe(elsewhere);
   });
 
