@@ -1,3 +1,4 @@
+import { ExpiringCache } from "../store/expiring-cache.js";
 import type { AlignmentStore, MatrixRow } from "./alignment-store.js";
 
 /**
@@ -14,41 +15,23 @@ import type { AlignmentStore, MatrixRow } from "./alignment-store.js";
  */
 export function withMatrixCache(store: AlignmentStore, options: { ttlMs: number; maxEntries?: number }): AlignmentStore {
   if (options.ttlMs <= 0) return store;
-  const maxEntries = options.maxEntries ?? 1000;
-  const entries = new Map<string, { matrix: MatrixRow | null; expiresAt: number }>();
-  let generation = 0;
-  const invalidate = () => {
-    generation++;
-    entries.clear();
-  };
-
+  const pairs = new ExpiringCache<MatrixRow | null>(options.ttlMs, options.maxEntries ?? 1000);
   return {
     ...store,
-    async newestActiveMatrix(sourceModel, targetModel) {
-      const key = JSON.stringify([sourceModel, targetModel]);
-      const now = Date.now();
-      const hit = entries.get(key);
-      if (hit && hit.expiresAt > now) return hit.matrix;
-      const started = generation;
-      const matrix = await store.newestActiveMatrix(sourceModel, targetModel);
-      if (started === generation) {
-        if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
-        entries.set(key, { matrix, expiresAt: now + options.ttlMs });
-      }
-      return matrix;
-    },
+    newestActiveMatrix: (sourceModel, targetModel) =>
+      pairs.get(JSON.stringify([sourceModel, targetModel]), () => store.newestActiveMatrix(sourceModel, targetModel)),
     async insertMatrix(matrix) {
       try {
         return await store.insertMatrix(matrix);
       } finally {
-        invalidate();
+        pairs.invalidate();
       }
     },
     async setMatrixStatus(id, status) {
       try {
         await store.setMatrixStatus(id, status);
       } finally {
-        invalidate();
+        pairs.invalidate();
       }
     },
   };

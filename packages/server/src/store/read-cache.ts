@@ -1,3 +1,4 @@
+import { ExpiringCache } from "./expiring-cache.js";
 import type { Store } from "./store.js";
 
 /**
@@ -81,36 +82,13 @@ export interface ReadCacheOptions {
   maxEntries?: number;
 }
 
-interface Entry {
-  value: unknown;
-  expiresAt: number;
-}
-
-class GroupCache {
-  readonly entries = new Map<string, Entry>();
-  /** bumped by every invalidation: a read that started before it must not store its result */
-  generation = 0;
-
-  constructor(private readonly maxEntries: number) {}
-
-  invalidate() {
-    this.generation++;
-    this.entries.clear();
-  }
-
-  store(key: string, entry: Entry) {
-    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(key, entry);
-  }
-}
-
 /** Wraps a store with the read cache (or returns it unchanged when `ttlMs` is 0). */
 export function withReadCache(store: Store, options: ReadCacheOptions): Store {
   if (options.ttlMs <= 0) return store;
-  const groups: Record<Group, GroupCache> = {
-    listings: new GroupCache(options.maxEntries ?? 1000),
-    chains: new GroupCache(options.maxEntries ?? 1000),
-    stats: new GroupCache(1),
+  const groups: Record<Group, ExpiringCache<unknown>> = {
+    listings: new ExpiringCache(options.ttlMs, options.maxEntries ?? 1000),
+    chains: new ExpiringCache(options.ttlMs, options.maxEntries ?? 1000),
+    stats: new ExpiringCache(options.ttlMs, 1),
   };
   const cached = Object.create(null) as Record<string, unknown>;
 
@@ -124,16 +102,7 @@ export function withReadCache(store: Store, options: ReadCacheOptions): Store {
     const group = (CACHED_READS as Partial<Record<string, Group>>)[name];
     if (group) {
       const cache = groups[group];
-      cached[name] = async (...args: unknown[]) => {
-        const key = args.length ? JSON.stringify(args) : "";
-        const now = Date.now();
-        const hit = cache.entries.get(key);
-        if (hit && hit.expiresAt > now) return hit.value;
-        const generation = cache.generation;
-        const value = await method(...args);
-        if (cache.generation === generation) cache.store(key, { value, expiresAt: now + options.ttlMs });
-        return value;
-      };
+      cached[name] = (...args: unknown[]) => cache.get(args.length ? JSON.stringify(args) : "", () => method(...args));
     } else if (UNCACHED.has(name)) {
       cached[name] = method;
     } else {
