@@ -6,12 +6,11 @@ import type { MysqlDatabase } from "../db/open-database.js";
 import { lazy } from "./prepared.js";
 import {
   asBuffer,
+  asInfo,
   checkChunkRun,
   CHUNK_DELETE_BATCH,
   chunksOf,
   concatChunks,
-  type PayloadInfo,
-  type PayloadKind,
   type PayloadStore,
 } from "./payload-store.js";
 
@@ -23,12 +22,6 @@ const infoColumns = {
   tensors: payloads.tensors,
   chunkKey: payloads.chunkKey,
 };
-
-const asInfo = (row: Omit<PayloadInfo, "kind" | "chunkKey"> & { kind: string; chunkKey: string | null }): PayloadInfo => ({
-  ...row,
-  kind: row.kind as PayloadKind,
-  chunkKey: row.chunkKey ?? row.digest,
-});
 
 /**
  * Chunk rows go through mysql2 directly: `execute` sends a 1 MiB blob in the

@@ -28,6 +28,13 @@ export interface PayloadInfo {
   bytes?: Uint8Array;
 }
 
+/** A payload row as the tables hold it: the kind as text, no chunk key when the chunks are under the digest. */
+export const asInfo = (row: Omit<PayloadInfo, "kind" | "chunkKey"> & { kind: string; chunkKey: string | null }): PayloadInfo => ({
+  ...row,
+  kind: row.kind as PayloadKind,
+  chunkKey: row.chunkKey ?? row.digest,
+});
+
 export interface NewPayload {
   digest: string;
   kind: PayloadKind;

@@ -5,11 +5,11 @@ import { payloadChunks, payloadOwners, payloads, payloadUploads } from "../db/sq
 import { lazy } from "./prepared.js";
 import {
   asBuffer,
+  asInfo,
   checkChunkRun,
   chunksOf,
   concatChunks,
   type PayloadInfo,
-  type PayloadKind,
   type PayloadStore,
 } from "./payload-store.js";
 
@@ -64,7 +64,7 @@ export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore
 
   const info = (digest: string): PayloadInfo | null => {
     const row = infoOf().get({ digest });
-    return row ? { ...row, kind: row.kind as PayloadKind, chunkKey: row.chunkKey ?? row.digest } : null;
+    return row ? asInfo(row) : null;
   };
   const readChunks = (chunkKey: string, fromSeq: number, toSeq: number): Uint8Array[] => {
     const rows = chunkRun().all({ chunkKey, fromSeq, toSeq });
