@@ -9,7 +9,16 @@ import { RawHttpPool, encodeRequest } from "../bench/raw-http.js";
  */
 
 let server: Server | undefined;
-afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
+const pools: RawHttpPool[] = [];
+afterEach(() => {
+  for (const pool of pools.splice(0)) pool.close();
+  return new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+});
+const openPool = (url: URL, connections: number) => {
+  const pool = new RawHttpPool(url, connections);
+  pools.push(pool);
+  return pool;
+};
 
 /** A server that answers each request (one per connection at a time) with `answer(n)`, written in the given pieces. */
 async function serve(answer: (n: number, request: string) => Buffer[]): Promise<URL> {
@@ -45,14 +54,10 @@ describe("bench raw HTTP sender", () => {
       const whole = response(n === 0 ? 200 : 201, body, "x-pad: y\r\n");
       return [whole.subarray(0, 7), whole.subarray(7, 30), whole.subarray(30, 50_000), whole.subarray(50_000)];
     });
-    const pool = new RawHttpPool(url, 1);
-    try {
-      const request = encodeRequest(url.host, { method: "GET", path: "/a" });
-      expect(await send(pool, request)).toBe(200);
-      expect(await send(pool, request)).toBe(201);
-    } finally {
-      pool.close();
-    }
+    const pool = openPool(url, 1);
+    const request = encodeRequest(url.host, { method: "GET", path: "/a" });
+    expect(await send(pool, request)).toBe(200);
+    expect(await send(pool, request)).toBe(201);
   });
 
   it("queues requests beyond its connections and sends the body with its length", async () => {
@@ -61,32 +66,24 @@ describe("bench raw HTTP sender", () => {
       seen.push(request);
       return [response(202, "ok")];
     });
-    const pool = new RawHttpPool(url, 2);
-    try {
-      const spec = { method: "POST" as const, path: "/p", headers: { authorization: "Bearer k" }, body: '{"a":"é"}' };
-      const statuses = await Promise.all(Array.from({ length: 5 }, () => send(pool, encodeRequest(url.host, spec))));
-      expect(statuses).toEqual([202, 202, 202, 202, 202]);
-      expect(seen).toHaveLength(5);
-      expect(seen[0]).toMatch(/^POST \/p HTTP\/1\.1\r\n/);
-      expect(seen[0]).toContain("authorization: Bearer k\r\n");
-      expect(seen[0]).toContain("content-length: 10\r\n"); // bytes, not characters
-      expect(seen[0]!.endsWith('\r\n\r\n{"a":"é"}'.replace("é", "\xc3\xa9"))).toBe(true);
-    } finally {
-      pool.close();
-    }
+    const pool = openPool(url, 2);
+    const spec = { method: "POST" as const, path: "/p", headers: { authorization: "Bearer k" }, body: '{"a":"é"}' };
+    const statuses = await Promise.all(Array.from({ length: 5 }, () => send(pool, encodeRequest(url.host, spec))));
+    expect(statuses).toEqual([202, 202, 202, 202, 202]);
+    expect(seen).toHaveLength(5);
+    expect(seen[0]).toMatch(/^POST \/p HTTP\/1\.1\r\n/);
+    expect(seen[0]).toContain("authorization: Bearer k\r\n");
+    expect(seen[0]).toContain("content-length: 10\r\n"); // bytes, not characters
+    expect(seen[0]!.endsWith('\r\n\r\n{"a":"é"}'.replace("é", "\xc3\xa9"))).toBe(true);
   });
 
   it("reports 0 for an answer without a length or a dropped connection, and goes on with a new connection", async () => {
     const url = await serve((n) =>
       n === 0 ? [Buffer.from("HTTP/1.1 200 X\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")] : [response(200, "fine")],
     );
-    const pool = new RawHttpPool(url, 1);
-    try {
-      const request = encodeRequest(url.host, { method: "GET", path: "/" });
-      expect(await send(pool, request)).toBe(0);
-      expect(await send(pool, request)).toBe(200);
-    } finally {
-      pool.close();
-    }
+    const pool = openPool(url, 1);
+    const request = encodeRequest(url.host, { method: "GET", path: "/" });
+    expect(await send(pool, request)).toBe(0);
+    expect(await send(pool, request)).toBe(200);
   });
 });

@@ -1,23 +1,10 @@
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import type { NewMatrix } from "../src/alignment/alignment-store.js";
 import { createAlignmentStore } from "../src/alignment/create-alignment-store.js";
 import type { AlignmentStore } from "../src/alignment/alignment-store.js";
 import { migrate } from "../src/db/migrate.js";
 import { openDatabase, type Database } from "../src/db/open-database.js";
 import { createTestDatabase, testDialects, type TestDatabase } from "./support/databases.js";
-
-const matrix = (over: Partial<NewMatrix> = {}): NewMatrix => ({
-  sourceModel: "llama-3-8b",
-  targetModel: "gpt-4",
-  sourceDim: 128,
-  targetDim: 64,
-  dtype: "float32",
-  digest: "c".repeat(64),
-  version: null,
-  description: null,
-  publisherId: 5,
-  ...over,
-});
+import { newMatrix as matrix } from "./support/matrices.js";
 
 /** Sets a row's creation time directly (another writer, a clock step): ordering must follow it, not the id. */
 async function setCreatedAt(database: Database, id: number, at: Date): Promise<void> {

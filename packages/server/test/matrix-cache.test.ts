@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import type { AlignmentStore, NewMatrix } from "../src/alignment/alignment-store.js";
+import type { AlignmentStore } from "../src/alignment/alignment-store.js";
 import { createAlignmentStore } from "../src/alignment/create-alignment-store.js";
 import { withMatrixCache } from "../src/alignment/matrix-cache.js";
 import { openMigratedDatabase, type MigratedTestDatabase } from "./support/databases.js";
+import { newMatrix as matrix } from "./support/matrices.js";
 
 /**
  * The matrix a pair's purchases apply, kept for a TTL: a change through this
@@ -10,19 +11,7 @@ import { openMigratedDatabase, type MigratedTestDatabase } from "./support/datab
  * change by another instance (the store underneath) shows within the TTL.
  */
 
-const matrix = (over: Partial<NewMatrix> = {}): NewMatrix => ({
-  sourceModel: "mistral-7b",
-  targetModel: "llama-3-8b",
-  sourceDim: 4,
-  targetDim: 4,
-  dtype: "float32",
-  digest: "c".repeat(64),
-  version: null,
-  description: null,
-  publisherId: 5,
-  ...over,
-});
-const PAIR = ["mistral-7b", "llama-3-8b"] as const;
+const PAIR = ["llama-3-8b", "gpt-4"] as const;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("matrix lookup cache", () => {
