@@ -72,12 +72,18 @@ async function downloadRaw(s: TestServer, key: string | undefined, path: string,
 const count = async (s: TestServer, sql: string, params: unknown[] = []) =>
   Number((await queryRows<{ n: number | string }>(s.server, sql, params))[0]!.n);
 
-/** Chunk rows and payload rows, to prove what was (not) written. */
-const storeCounts = async (s: TestServer) => ({
-  payloads: await count(s, "SELECT COUNT(*) AS n FROM mx_payloads"),
-  chunks: await count(s, "SELECT COUNT(*) AS n FROM mx_payload_chunks"),
-  uploads: await count(s, "SELECT COUNT(*) AS n FROM mx_payload_uploads"),
-});
+/**
+ * Chunk rows, payload rows and upload rows, to prove what was (not) written. One
+ * statement, so one snapshot: counted one by one, the chunks could be read
+ * before an abort deletes them and the upload row after, a state that never existed.
+ */
+const storeCounts = async (s: TestServer) => {
+  const [row] = await queryRows<Record<"payloads" | "chunks" | "uploads", number | string>>(
+    s.server,
+    "SELECT (SELECT COUNT(*) FROM mx_payloads) AS payloads, (SELECT COUNT(*) FROM mx_payload_chunks) AS chunks, (SELECT COUNT(*) FROM mx_payload_uploads) AS uploads",
+  );
+  return { payloads: Number(row!.payloads), chunks: Number(row!.chunks), uploads: Number(row!.uploads) };
+};
 
 for (const dialect of await testDialects()) {
   describe(`payloads (${dialect})`, () => {
