@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { compileInputMapper, compileOutputConverter, restPath } from "../packages/server/src/http/rest/case-mapping.js";
 import { procedureSchemas } from "../packages/server/src/http/rest/procedure-schemas.js";
 import { restOperations } from "../packages/server/src/http/rest/rest-operations.js";
+import { toIsoString } from "../packages/server/src/http/rest/iso-time.js";
 
 describe("schema-driven snake_case mapping", () => {
   it("renames declared object keys (also inside arrays and unions) and never a payload's own keys", () => {
@@ -11,15 +12,16 @@ describe("schema-driven snake_case mapping", () => {
     const out = toRest({
       transactionId: 7,
       newPurchase: true,
-      memory: { id: 1, sellerId: 2, createdAt, kvCacheData: payload },
-      alignment: { applied: true, matrixId: 3, sourceDim: 4, metrics: { cosineMean: 0.5 } },
+      // an undeclared key: a validated output never has one (Zod strips it); a closed object's converter reads declared keys only
+      memory: { id: 1, sellerId: 2, createdAt, kvCacheData: payload, notDeclared: 1 },
+      alignment: { applied: true, matrixId: 3, sourceDim: 4, metrics: { keys: { vectors: 2, zeroVectors: 0 } } },
     });
     expect(out).toEqual({
       transaction_id: 7,
       new_purchase: true,
       memory: { id: 1, seller_id: 2, created_at: "2026-01-02T03:04:05.678Z", kv_cache_data: payload },
-      // union members are merged; record keys (metric names) are data, not fields
-      alignment: { applied: true, matrix_id: 3, source_dim: 4, metrics: { cosineMean: 0.5 } },
+      // union members are merged
+      alignment: { applied: true, matrix_id: 3, source_dim: 4, metrics: { keys: { vectors: 2, zero_vectors: 0 } } },
     });
     expect((out as { memory: { kv_cache_data: unknown } }).memory.kv_cache_data).toBe(payload);
 
@@ -72,5 +74,27 @@ describe("schema-driven snake_case mapping", () => {
       expect(op.schemas.output.type, op.route.operationId).toBe("object");
       expect(op.schemas.type).toBe(op.route.method === "GET" ? "query" : "mutation");
     }
+  });
+});
+
+describe("toIsoString", () => {
+  const same = (time: number) => expect(toIsoString(new Date(time))).toBe(new Date(time).toISOString());
+
+  it("writes what Date#toISOString writes, across the range it formats itself and at its edges", () => {
+    const edges = [
+      0, 1, 999, 1000, 86_399_999, 86_400_000, Date.UTC(2000, 1, 29, 23, 59, 59, 999), Date.UTC(2024, 1, 29, 12), Date.UTC(2100, 2, 1),
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+    ];
+    for (const time of edges) same(time);
+    let seed = 42;
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 20_000; i++) same(Math.floor(random() * Date.UTC(9999, 11, 31)));
+    // the same day again, from its cache
+    for (let i = 0; i < 100; i++) same(Date.UTC(2026, 10, 27) + i * 12_345);
+  });
+
+  it("leaves dates before 1970, past year 9999 and invalid dates to the builtin", () => {
+    for (const time of [-1, Date.UTC(1969, 11, 31, 23, 59, 59), Date.UTC(-50, 0, 1), Date.UTC(10000, 0, 1), 8.64e15]) same(time);
+    expect(() => toIsoString(new Date(NaN))).toThrow(RangeError);
   });
 });

@@ -1,4 +1,5 @@
 import type { ErrorDetail } from "@memory-exchange/shared";
+import { toIsoString } from "./iso-time.js";
 
 /**
  * snake_case ⇄ camelCase for the REST edge, compiled once per route from the
@@ -24,7 +25,7 @@ export const snakeToCamel = (key: string) => key.replace(/_([a-z0-9])/g, (_, c: 
 
 type Convert = (value: unknown) => unknown;
 
-const leaf: Convert = (value) => (value instanceof Date ? value.toISOString() : value);
+const leaf: Convert = (value) => (value instanceof Date ? toIsoString(value) : value);
 
 const variants = (schema: JsonSchema) => [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), ...(schema.allOf ?? [])];
 
@@ -48,28 +49,55 @@ function arrayItems(schema: JsonSchema): JsonSchema | undefined {
   return undefined;
 }
 
+/** A value JSON carries as is: a string, number, integer or boolean field that is not a date. */
+function isPlainScalar(schema: JsonSchema): boolean {
+  const types = Array.isArray(schema.type) ? schema.type : schema.type === undefined ? [] : [schema.type];
+  const scalar = (s: JsonSchema, type: string | undefined) =>
+    type === "string" ? s.format !== "date-time" : type === "number" || type === "integer" || type === "boolean" || type === "null";
+  if (types.length > 0) return !schema.properties && !schema.items && types.every((t) => scalar(schema, t));
+  const union = variants(schema);
+  return union.length > 0 && union.every((v) => isPlainScalar(v));
+}
+
 /** A function turning a procedure output (camelCase, Dates) into its REST form (snake_case, ISO strings). */
 export function compileOutputConverter(schema: JsonSchema): Convert {
   const properties = objectProperties(schema);
   const items = arrayItems(schema);
   if (properties.size === 0 && !items) return leaf;
 
-  const fields = new Map<string, { name: string; convert: Convert }>();
-  for (const [key, sub] of properties) fields.set(key, { name: camelToSnake(key), convert: compileOutputConverter(sub) });
+  // A field copied as is has no converter: most of a page's fields, which then cost one load and one store.
+  const fields = [...properties].map(([key, sub]) => ({ key, name: camelToSnake(key), convert: isPlainScalar(sub) ? undefined : compileOutputConverter(sub) }));
+  const byKey = new Map(fields.map((field) => [field.key, field]));
   const convertItem = items ? compileOutputConverter(items) : leaf;
+  // A closed object (every output object Zod declares: `additionalProperties: false`) holds only its
+  // declared keys once the output is validated: they are read by name, not enumerated.
+  const closed = schema.additionalProperties === false && variants(schema).length === 0;
+
+  const convertClosed = (value: Record<string, unknown>) => {
+    const out: Record<string, unknown> = {};
+    for (const { key, name, convert } of fields) {
+      const v = value[key];
+      if (v !== undefined) out[name] = convert ? convert(v) : v;
+    }
+    return out;
+  };
+  const convertOpen = (value: Record<string, unknown>) => {
+    const out: Record<string, unknown> = {};
+    for (const key in value) {
+      const field = byKey.get(key);
+      const v = value[key];
+      if (v === undefined) continue;
+      if (!field) out[key] = v;
+      else out[field.name] = field.convert ? field.convert(v) : v;
+    }
+    return out;
+  };
+  const convertObject = closed ? convertClosed : convertOpen;
 
   return (value) => {
     if (Array.isArray(value)) return items ? value.map(convertItem) : value;
     if (value === null || typeof value !== "object" || value instanceof Date) return leaf(value);
-    const out: Record<string, unknown> = {};
-    for (const key in value) {
-      const field = fields.get(key);
-      const v = (value as Record<string, unknown>)[key];
-      if (v === undefined) continue;
-      if (field) out[field.name] = field.convert(v);
-      else out[key] = v;
-    }
-    return out;
+    return convertObject(value as Record<string, unknown>);
   };
 }
 
