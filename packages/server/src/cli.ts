@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { createApiKeyInput, SCOPES } from "@memory-exchange/shared";
-import { compactHeap } from "./compact-heap.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { migrate } from "./db/migrate.js";
 import { openDatabase } from "./db/open-database.js";
@@ -150,8 +149,6 @@ async function keys(config: Config, args: string[]): Promise<number> {
 
 async function serve(config: Config): Promise<number> {
   const server = await buildServer(config);
-  // Start-up garbage and a grown young generation would stay until V8's memory reducer runs, 25–45 s later.
-  await compactHeap().catch((err: unknown) => server.app.log.debug({ err }, "heap compaction skipped"));
   const address = await server.listen();
   server.app.log.info({ address, dialect: server.database.dialect, version: VERSION }, "memory-exchange listening");
   return new Promise((resolve) => {
