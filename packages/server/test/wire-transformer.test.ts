@@ -23,6 +23,13 @@ describe("tRPC wire transformer (superjson format, fast path)", () => {
     );
   });
 
+  test("annotations come in superjson's order: a child's own Date (an integer-like key) before a deeper one", () => {
+    // fast-check's counterexample (seed 1316403239): the deeper Date was listed first.
+    for (const value of [[[[new Date(0)], new Date(0)]], { a: [{ b: new Date(0) }, new Date(1)], 7: new Date(2), "x.y": [new Date(3)] }]) {
+      expect(JSON.stringify(serializeForWire(value))).toBe(JSON.stringify(superjson.serialize(value)));
+    }
+  });
+
   test("a listing page: Dates come back as Dates, keys with dots escaped as superjson does", () => {
     const page = {
       memories: [
