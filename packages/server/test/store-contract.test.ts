@@ -159,6 +159,32 @@ for (const dialect of await testDialects()) {
       expect(await store.payloads.read("d".repeat(64))).toBeNull();
     });
 
+    test("a publish's payload is stored with its listing or chain, in one transaction", async () => {
+      const bytes = new Uint8Array(PAYLOAD_CHUNK_BYTES + 77).map((_, i) => (i * 7) % 251);
+      const payload = (digest: string, ownerId: number) => ({ digest, kind: "kv-cache" as const, tensors: "{}", bytes, ownerId });
+      const listingId = await store.insertListing(listing({ payloadDigest: "1".repeat(64), payloadSize: bytes.length }), payload("1".repeat(64), 7));
+      expect(await store.findListing(listingId)).toMatchObject({ payloadDigest: "1".repeat(64), payloadSize: bytes.length });
+      expect(await store.payloads.info("1".repeat(64))).toMatchObject({ size: bytes.length, chunkCount: 2 });
+      expect(await store.payloads.isOwner("1".repeat(64), 7)).toBe(true);
+      // The same bytes again, by another seller: stored once, owned by both.
+      await store.insertListing(listing({ sellerId: 8, payloadDigest: "1".repeat(64) }), payload("1".repeat(64), 8));
+      expect(await store.payloads.isOwner("1".repeat(64), 8)).toBe(true);
+      const chainId = await store.insertChain(chain({ payloadDigest: "2".repeat(64), payloadSize: bytes.length }), payload("2".repeat(64), 9));
+      expect(await store.findChain(chainId)).toMatchObject({ payloadDigest: "2".repeat(64) });
+      expect(Buffer.compare((await store.payloads.read("2".repeat(64)))!, bytes)).toBe(0);
+
+      // A row that cannot be written (NOT NULL) takes its payload with it.
+      await expect(store.insertListing(listing({ sellerId: null as never, payloadDigest: "3".repeat(64) }), payload("3".repeat(64), 7))).rejects.toThrow();
+      await expect(store.insertChain(chain({ creatorId: null as never, payloadDigest: "4".repeat(64) }), payload("4".repeat(64), 9))).rejects.toThrow();
+      for (const digest of ["3".repeat(64), "4".repeat(64)]) {
+        expect(await store.payloads.info(digest)).toBeNull();
+        expect(await store.payloads.isOwner(digest, 7)).toBe(false);
+        expect(await store.payloads.isOwner(digest, 9)).toBe(false);
+      }
+      // …and the connection is fine afterwards.
+      expect(await store.insertListing(listing(), payload("5".repeat(64), 7))).toBeGreaterThan(listingId);
+    });
+
     test("ping and migration state", async () => {
       await expect(store.ping()).resolves.toBeUndefined();
       expect(await store.isMigrated()).toBe(true);

@@ -4,6 +4,9 @@ import type { Pool, PoolConnection } from "mysql2/promise";
 const QUERY_TIMEOUT = "PROTOCOL_SEQUENCE_TIMEOUT";
 const GUARDED = Symbol("mx.queryTimeout");
 
+/** A query the guard timed out: its connection is destroyed already, and must not go back to the pool. */
+export const isQueryTimeout = (error: unknown) => (error as { code?: unknown } | null)?.code === QUERY_TIMEOUT;
+
 type Sql = string | ({ sql: string; timeout?: number } & Record<string, unknown>);
 
 function withTimeout(sql: Sql, timeoutMs: number): Sql {
@@ -26,7 +29,7 @@ function guardConnection(connection: PoolConnection, timeoutMs: number): PoolCon
       try {
         return await original(withTimeout(sql, timeoutMs), values);
       } catch (error) {
-        if ((error as { code?: unknown }).code === QUERY_TIMEOUT) connection.destroy();
+        if (isQueryTimeout(error)) connection.destroy();
         throw error;
       }
     };
@@ -52,7 +55,7 @@ export function guardQueryTimeouts(pool: Pool, timeoutMs: number): Pool {
       try {
         return await (connection[method] as (sql: Sql, values?: unknown) => Promise<unknown>)(sql, values);
       } catch (error) {
-        destroyed = (error as { code?: unknown }).code === QUERY_TIMEOUT;
+        destroyed = isQueryTimeout(error);
         throw error;
       } finally {
         if (!destroyed) connection.release();

@@ -11,7 +11,7 @@ import { recordPayloadBytes } from "../http/metrics.js";
 import { kvCacheFromHeader } from "../payloads/kv-cache-header.js";
 import { readStoredHeader } from "../payloads/stored-header.js";
 import { readPayloadYielding } from "../alignment/payload-io.js";
-import type { PayloadInfo } from "../store/payload-store.js";
+import type { NewPayload, PayloadInfo } from "../store/payload-store.js";
 import type { Store } from "../store/store.js";
 
 export interface StoredPayload {
@@ -19,11 +19,13 @@ export interface StoredPayload {
   size: number;
 }
 
-/** A stored payload with the facts a listing or chain row records about it. */
+/** The payload a publish names, with the facts a listing or chain row records about it. */
 export interface PublishedPayload extends StoredPayload {
   sourceModel: string;
   tokenCount: number | null;
   contextLength: number | null;
+  /** Inline data, encoded but not stored yet: the listing or chain insert stores it, in one transaction. */
+  toStore?: NewPayload;
 }
 
 /** MEMORY_EXCHANGE_INLINE_PAYLOAD_MB's default, for callers without a configuration. */
@@ -31,24 +33,27 @@ export const DEFAULT_INLINE_PAYLOAD_BYTES = 8 * 1024 * 1024;
 
 export const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
-/** Stores a validated KV cache once, content-addressed by the SHA-256 of its canonical safetensors form. */
-export async function storeKvCache(store: Store, payload: ParsedKvCache, ownerId: number): Promise<StoredPayload> {
+/** A validated KV cache in its canonical safetensors form, content-addressed by its SHA-256, ready to store. */
+export function encodeKvCache(payload: ParsedKvCache, ownerId: number): NewPayload {
   const bytes = kvCacheToSafetensors(payload);
-  const digest = sha256Hex(bytes);
   const tensors = JSON.stringify({
     keys: { dtype: payload.keys.dtype, shape: payload.keys.shape },
     values: { dtype: payload.values.dtype, shape: payload.values.shape },
   });
-  await store.payloads.put({ digest, kind: "kv-cache", tensors, bytes, ownerId });
-  recordPayloadBytes("in", bytes.length);
-  return { digest, size: bytes.length };
+  return { digest: sha256Hex(bytes), kind: "kv-cache", tensors, bytes, ownerId };
+}
+
+/** Counts the inline data of a publish, once the insert that stored it has returned. */
+export function recordPublishedPayload(payload: PublishedPayload): void {
+  if (payload.toStore) recordPayloadBytes("in", payload.toStore.bytes.length);
 }
 
 /**
- * The payload a publish names: inline JSON (stored here), or `ref`, the
- * digest of a payload this user uploaded (or published) before. Another
- * user's digest is answered exactly like an unknown one, so a digest never
- * reveals that someone else holds those bytes.
+ * The payload a publish names: inline JSON (encoded here, stored by the
+ * caller's insert as `toStore`), or `ref`, the digest of a payload this user
+ * uploaded (or published) before. Another user's digest is answered exactly
+ * like an unknown one, so a digest never reveals that someone else holds
+ * those bytes.
  */
 export async function publishedPayload(
   store: Store,
@@ -56,8 +61,8 @@ export async function publishedPayload(
   payload: { data?: ParsedKvCache; ref?: string; refPath: string },
 ): Promise<PublishedPayload> {
   if (payload.data) {
-    const stored = await storeKvCache(store, payload.data, ownerId);
-    return { ...stored, sourceModel: payload.data.sourceModel, ...describeKvCache(payload.data) };
+    const toStore = encodeKvCache(payload.data, ownerId);
+    return { digest: toStore.digest, size: toStore.bytes.length, sourceModel: payload.data.sourceModel, ...describeKvCache(payload.data), toStore };
   }
   const digest = payload.ref!;
   const info = (await store.payloads.isOwner(digest, ownerId)) ? await store.payloads.info(digest) : null;

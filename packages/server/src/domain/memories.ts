@@ -25,6 +25,7 @@ import {
   DEFAULT_INLINE_PAYLOAD_BYTES,
   inlineKvCache,
   publishedPayload,
+  recordPublishedPayload,
   type PayloadLocation,
 } from "./kv-cache-payloads.js";
 import { toListing, toTransaction } from "./presenters.js";
@@ -43,17 +44,21 @@ export async function publishMemory(
   input: Out<typeof publishMemoryInput>,
 ): Promise<Out<typeof publishMemoryOutput>> {
   const payload = await publishedPayload(store, sellerId, { data: input.kvCacheData, ref: input.kvCacheRef, refPath: "kvCacheRef" });
-  const memoryId = await store.insertListing({
-    sellerId,
-    memoryType: input.memoryType,
-    sourceModel: payload.sourceModel,
-    priceCents: toCents(input.price)!,
-    description: input.description ?? null,
-    tokenCount: payload.tokenCount,
-    contextLength: payload.contextLength,
-    payloadDigest: payload.digest,
-    payloadSize: payload.size,
-  });
+  const memoryId = await store.insertListing(
+    {
+      sellerId,
+      memoryType: input.memoryType,
+      sourceModel: payload.sourceModel,
+      priceCents: toCents(input.price)!,
+      description: input.description ?? null,
+      tokenCount: payload.tokenCount,
+      contextLength: payload.contextLength,
+      payloadDigest: payload.digest,
+      payloadSize: payload.size,
+    },
+    payload.toStore,
+  );
+  recordPublishedPayload(payload);
   return { memoryId };
 }
 

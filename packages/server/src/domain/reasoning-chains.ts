@@ -16,7 +16,7 @@ import { alignedPayloadUrl, deliverKvCache } from "./alignment.js";
 import { decodeCursor, nextCursor } from "./cursor.js";
 import { priceRangeCents } from "./filters.js";
 import { chainPayloadUrl } from "../payloads/payload-urls.js";
-import { DEFAULT_INLINE_PAYLOAD_BYTES, publishedPayload } from "./kv-cache-payloads.js";
+import { DEFAULT_INLINE_PAYLOAD_BYTES, publishedPayload, recordPublishedPayload } from "./kv-cache-payloads.js";
 import { toChain } from "./presenters.js";
 
 type Out<T extends z.ZodType> = z.output<T>;
@@ -34,19 +34,23 @@ export async function publishChain(store: Store, creatorId: number, input: Out<t
       "kvCacheRef",
       `the uploaded payload's sourceModel (${stored.sourceModel}, from __metadata__.sourceModel) must equal sourceModel (${input.sourceModel})`,
     );
-  const chainId = await store.insertChain({
-    creatorId,
-    chainName: input.chainName,
-    description: input.description,
-    category: input.category,
-    sourceModel: input.sourceModel,
-    pricePerUseCents: toCents(input.pricePerUse)!,
-    stepCount: input.stepCount ?? null,
-    inputExample: jsonText(input.inputExample),
-    outputExample: jsonText(input.outputExample),
-    payloadDigest: stored.digest,
-    payloadSize: stored.size,
-  });
+  const chainId = await store.insertChain(
+    {
+      creatorId,
+      chainName: input.chainName,
+      description: input.description,
+      category: input.category,
+      sourceModel: input.sourceModel,
+      pricePerUseCents: toCents(input.pricePerUse)!,
+      stepCount: input.stepCount ?? null,
+      inputExample: jsonText(input.inputExample),
+      outputExample: jsonText(input.outputExample),
+      payloadDigest: stored.digest,
+      payloadSize: stored.size,
+    },
+    stored.toStore,
+  );
+  recordPublishedPayload(stored);
   return { chainId };
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { and, eq, lt, lte, sql } from "drizzle-orm";
+import { and, eq, fillPlaceholders, lt, lte, sql } from "drizzle-orm";
 import type { ResultSetHeader, RowDataPacket } from "mysql2";
+import type { PoolConnection } from "mysql2/promise";
 import { payloadChunks, payloadOwners, payloads, payloadUploads } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { lazy } from "./prepared.js";
@@ -11,6 +12,7 @@ import {
   CHUNK_DELETE_BATCH,
   chunksOf,
   concatChunks,
+  type NewPayload,
   type PayloadStore,
 } from "./payload-store.js";
 
@@ -23,12 +25,20 @@ const infoColumns = {
   chunkKey: payloads.chunkKey,
 };
 
+/** The MySQL payload store, plus `putOn`: `put` run on a connection, inside the caller's transaction. */
+export interface MysqlPayloadStore extends PayloadStore {
+  putOn(connection: Queryable, payload: NewPayload): Promise<void>;
+}
+
+/** A pool or one of its connections: both run statements the same way. */
+type Queryable = Pick<PoolConnection, "query" | "execute">;
+
 /**
  * Chunk rows go through mysql2 directly: `execute` sends a 1 MiB blob in the
  * binary protocol, where a client-side formatted query (what drizzle sends)
  * hex-encodes it and runs about five times slower.
  */
-export function createMysqlPayloadStore(database: MysqlDatabase): PayloadStore {
+export function createMysqlPayloadStore(database: MysqlDatabase): MysqlPayloadStore {
   const { db, pool } = database;
 
   const insertChunk = async (chunkKey: string, seq: number, data: Uint8Array) => {
@@ -75,40 +85,49 @@ export function createMysqlPayloadStore(database: MysqlDatabase): PayloadStore {
       .limit(1)
       .prepare(),
   );
-  const insertOwner = lazy(() =>
+  // SQL text with placeholders, built once: `putOn` runs them on the pool or on the caller's connection.
+  const insertOwnerSql = lazy(() =>
     db
       .insert(payloadOwners)
       .values({ digest: ph("digest"), userId: ph("userId") })
       .onDuplicateKeyUpdate({ set: { userId: sql`user_id` } })
-      .prepare(),
+      .toSQL(),
   );
-  const insertPayload = lazy(() =>
+  const insertPayloadSql = lazy(() =>
     db
       .insert(payloads)
       .values({ digest: ph("digest"), size: ph("size"), chunkCount: ph("chunkCount"), kind: ph("kind"), tensors: ph("tensors") })
       .onDuplicateKeyUpdate({ set: { digest: sql`digest` } })
-      .prepare(),
+      .toSQL(),
   );
-  const addOwner = (digest: string, userId: number) => insertOwner().execute({ digest, userId });
+  const payloadExists = "SELECT 1 FROM mx_payloads WHERE digest = ? LIMIT 1";
+  const run = (on: Queryable, query: { sql: string; params: unknown[] }, values: Record<string, unknown>) =>
+    on.query(query.sql, fillPlaceholders(query.params, values));
 
-  const store: PayloadStore = {
-    async put(payload) {
-      if (!(await store.info(payload.digest))) {
-        let chunkCount = 0;
-        for (const chunk of chunksOf(payload.bytes)) {
-          // A concurrent publish of the same payload writes identical chunks: keep the first.
-          await pool.execute("INSERT INTO mx_payload_chunks (digest, seq, data) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE seq = seq", [
-            payload.digest,
-            chunk.seq,
-            asBuffer(chunk.data),
-          ]);
-          chunkCount++;
-        }
-        // The payload row is written last: its presence means every chunk is there.
-        await insertPayload().execute({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors });
+  const putOn = async (on: Queryable, payload: NewPayload) => {
+    const [found] = await on.query<RowDataPacket[]>(payloadExists, [payload.digest]);
+    if (found.length === 0) {
+      let chunkCount = 0;
+      for (const chunk of chunksOf(payload.bytes)) {
+        // A concurrent publish of the same payload writes identical chunks: keep the first.
+        await on.execute("INSERT INTO mx_payload_chunks (digest, seq, data) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE seq = seq", [
+          payload.digest,
+          chunk.seq,
+          asBuffer(chunk.data),
+        ]);
+        chunkCount++;
       }
-      await addOwner(payload.digest, payload.ownerId);
-    },
+      // The payload row is written last: its presence means every chunk is there.
+      const row = { digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors };
+      await run(on, insertPayloadSql(), row);
+    }
+    await run(on, insertOwnerSql(), { digest: payload.digest, userId: payload.ownerId });
+  };
+
+  const store: MysqlPayloadStore = {
+    putOn,
+
+    put: (payload) => putOn(pool, payload),
 
     async info(digest) {
       const [row] = await infoOf().execute({ digest });

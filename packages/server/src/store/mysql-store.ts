@@ -1,10 +1,12 @@
 import { centsToDecimalString, decimalStringToCents } from "@memory-exchange/shared";
 import { causes } from "../errors.js";
-import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, fillPlaceholders, inArray, sql } from "drizzle-orm";
+import type { ResultSetHeader } from "mysql2";
 import { isMigrated } from "../db/migrate.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { createMysqlPayloadStore } from "./mysql-payload-store.js";
+import { inMysqlTransaction } from "./mysql-transaction.js";
 import { filterShape, lazy, mysqlSelectRows, placeholderFilter, StatementCache } from "./prepared.js";
 import {
   chainBrowseWhere,
@@ -44,6 +46,7 @@ type InsertResult = [{ insertId: number; affectedRows: number }, unknown];
 export function createMysqlStore(database: MysqlDatabase): Store {
   const { db, pool } = database;
   const ph = sql.placeholder;
+  const payloads = createMysqlPayloadStore(database);
 
   // The hot statements, built once (prepared.ts). Not for transactions: these run on the pool.
   const exchangeById = lazy(() => db.select(exchangeColumns).from(ex).where(eq(ex.id, ph("id"))).limit(1).prepare());
@@ -57,7 +60,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       .limit(1)
       .prepare(),
   );
-  const insertListing = lazy(() =>
+  const listingInsert = () =>
     db
       .insert(ex)
       .values({
@@ -73,9 +76,10 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         payloadSize: ph("payloadSize"),
         status: "pending",
         createdAt: ph("createdAt"),
-      })
-      .prepare(),
-  );
+      });
+  const insertListing = lazy(() => listingInsert().prepare());
+  // The same statement as SQL text, for the transaction of a publish that carries its payload.
+  const insertListingSql = lazy(() => listingInsert().toSQL());
   const insertPurchase = lazy(() =>
     db
       .insert(ex)
@@ -139,9 +143,18 @@ export function createMysqlStore(database: MysqlDatabase): Store {
   const store: Store = {
     dialect: "mysql",
 
-    async insertListing(listing) {
-      const [result] = (await insertListing().execute({ ...listing, createdAt: wholeSeconds(new Date()) })) as unknown as InsertResult;
-      return result.insertId;
+    async insertListing(listing, payload) {
+      const values = { ...listing, createdAt: wholeSeconds(new Date()) };
+      if (!payload) {
+        const [result] = (await insertListing().execute(values)) as unknown as InsertResult;
+        return result.insertId;
+      }
+      return inMysqlTransaction(pool, async (connection) => {
+        await payloads.putOn(connection, payload);
+        const { sql: text, params } = insertListingSql();
+        const [result] = await connection.query<ResultSetHeader>(text, fillPlaceholders(params, values));
+        return result.insertId;
+      });
     },
 
     async findListing(id) {
@@ -173,8 +186,8 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       }
     },
 
-    async insertChain(chain) {
-      const [result] = (await db.insert(rc).values({
+    async insertChain(chain, payload) {
+      const insert = db.insert(rc).values({
         creatorId: chain.creatorId,
         chainName: chain.chainName,
         description: chain.description,
@@ -188,8 +201,17 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         payloadSize: chain.payloadSize,
         status: "active",
         createdAt: wholeSeconds(new Date()),
-      })) as unknown as InsertResult;
-      return result.insertId;
+      });
+      if (!payload) {
+        const [result] = (await insert) as unknown as InsertResult;
+        return result.insertId;
+      }
+      return inMysqlTransaction(pool, async (connection) => {
+        await payloads.putOn(connection, payload);
+        const { sql: text, params } = insert.toSQL();
+        const [result] = await connection.query<ResultSetHeader>(text, params);
+        return result.insertId;
+      });
     },
 
     findChain,
@@ -294,7 +316,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       await db.update(apiKeys).set({ lastUsedAt: wholeSeconds(at) }).where(inArray(apiKeys.id, ids));
     },
 
-    payloads: createMysqlPayloadStore(database),
+    payloads,
 
     async ping() {
       await database.pool.query("SELECT 1");

@@ -9,6 +9,7 @@ import {
   checkChunkRun,
   chunksOf,
   concatChunks,
+  type NewPayload,
   type PayloadInfo,
   type PayloadStore,
 } from "./payload-store.js";
@@ -30,7 +31,12 @@ const infoColumns = {
 /** Write transactions take the write lock at BEGIN (see `put`). */
 const IMMEDIATE = { behavior: "immediate" } as const;
 
-export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore {
+/** The SQLite payload store, plus `putRows`: `put`'s writes without a transaction, for a caller's transaction. */
+export interface SqlitePayloadStore extends PayloadStore {
+  putRows(payload: NewPayload): void;
+}
+
+export function createSqlitePayloadStore(database: SqliteDatabase): SqlitePayloadStore {
   const { db } = database;
   const ph = sql.placeholder;
 
@@ -75,22 +81,28 @@ export function createSqlitePayloadStore(database: SqliteDatabase): PayloadStore
     db.delete(payloadChunks).where(eq(payloadChunks.digest, chunkKey)).run();
   };
   const addOwner = (digest: string, userId: number) => insertOwner().run({ digest, userId });
+  const putRows = (payload: NewPayload) => {
+    if (!info(payload.digest)) {
+      let chunkCount = 0;
+      for (const chunk of chunksOf(payload.bytes)) {
+        insertChunk().run({ digest: payload.digest, seq: chunk.seq, data: asBuffer(chunk.data) });
+        chunkCount++;
+      }
+      insertPayload().run({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors });
+    }
+    addOwner(payload.digest, payload.ownerId);
+  };
+  // better-sqlite3's own transaction function, made once: Drizzle's `transaction` builds a transaction
+  // object (with a query builder per table) on every call.
+  const putInTransaction = database.sqlite.transaction(putRows);
 
   return {
+    putRows,
+
     async put(payload) {
       // Immediate: a deferred transaction that reads, then writes, fails with SQLITE_BUSY_SNAPSHOT when another
       // connection (another instance, the CLI) committed in between; BEGIN IMMEDIATE waits for the lock instead.
-      db.transaction(() => {
-        if (!info(payload.digest)) {
-          let chunkCount = 0;
-          for (const chunk of chunksOf(payload.bytes)) {
-            insertChunk().run({ digest: payload.digest, seq: chunk.seq, data: asBuffer(chunk.data) });
-            chunkCount++;
-          }
-          insertPayload().run({ digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors });
-        }
-        addOwner(payload.digest, payload.ownerId);
-      }, IMMEDIATE);
+      putInTransaction.immediate(payload);
     },
 
     info: async (digest) => info(digest),

@@ -22,7 +22,8 @@ import {
   pickColumns,
   purchaseTrade,
 } from "./queries.js";
-import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRow, type ListingFilter, type Store } from "./store.js";
+import type { NewPayload } from "./payload-store.js";
+import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRow, type ListingFilter, type NewChain, type Store } from "./store.js";
 
 const exchangeColumns = pickColumns(ex, EXCHANGE_COLUMNS);
 
@@ -147,6 +148,35 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     afterId: filter.after?.id,
   });
 
+  const insertChainNow = (chain: NewChain) =>
+    Number(
+      db
+        .insert(rc)
+        .values({
+          creatorId: chain.creatorId,
+          chainName: chain.chainName,
+          description: chain.description,
+          category: chain.category,
+          sourceModel: chain.sourceModel,
+          pricePerUseCents: chain.pricePerUseCents,
+          stepCount: chain.stepCount,
+          inputExample: chain.inputExample,
+          outputExample: chain.outputExample,
+          payloadDigest: chain.payloadDigest,
+          payloadSize: chain.payloadSize,
+          status: "active",
+        })
+        .run().lastInsertRowid,
+    );
+  const payloads = createSqlitePayloadStore(database);
+  // One immediate transaction (made once, as the payload store's) for a publish that carries its payload.
+  const insertWithPayload = database.sqlite.transaction((payload: NewPayload, insert: () => number) => {
+    payloads.putRows(payload);
+    return insert();
+  });
+  const withPayload = (payload: NewPayload | undefined, insert: () => number): number =>
+    payload ? insertWithPayload.immediate(payload, insert) : insert();
+
   const findExchange = (id: number): ExchangeRow | null => exchangeById().get({ id }) ?? null;
   const findChain = (id: number): ChainRow | null => chainById().get({ id }) ?? null;
   const findPurchase = (listing: ExchangeRow, buyerId: number): ExchangeRow | null =>
@@ -159,8 +189,8 @@ export function createSqliteStore(database: SqliteDatabase): Store {
   return {
     dialect: "sqlite",
 
-    async insertListing(listing) {
-      return Number(insertListing().run({ ...listing }).lastInsertRowid);
+    async insertListing(listing, payload) {
+      return withPayload(payload, () => Number(insertListing().run({ ...listing }).lastInsertRowid));
     },
 
     async findListing(id) {
@@ -183,25 +213,8 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       return { trade: existing, created: false };
     },
 
-    async insertChain(chain) {
-      const result = db
-        .insert(rc)
-        .values({
-          creatorId: chain.creatorId,
-          chainName: chain.chainName,
-          description: chain.description,
-          category: chain.category,
-          sourceModel: chain.sourceModel,
-          pricePerUseCents: chain.pricePerUseCents,
-          stepCount: chain.stepCount,
-          inputExample: chain.inputExample,
-          outputExample: chain.outputExample,
-          payloadDigest: chain.payloadDigest,
-          payloadSize: chain.payloadSize,
-          status: "active",
-        })
-        .run();
-      return Number(result.lastInsertRowid);
+    async insertChain(chain, payload) {
+      return withPayload(payload, () => insertChainNow(chain));
     },
 
     findChain: async (id) => findChain(id),
@@ -303,7 +316,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
       db.update(apiKeys).set({ lastUsedAt: at }).where(inArray(apiKeys.id, ids)).run();
     },
 
-    payloads: createSqlitePayloadStore(database),
+    payloads,
 
     async ping() {
       db.get(sql`SELECT 1`);

@@ -1,5 +1,5 @@
 import type { MemoryType, Scope } from "@memory-exchange/shared";
-import type { PayloadStore } from "./payload-store.js";
+import type { NewPayload, PayloadStore } from "./payload-store.js";
 
 export { PAYLOAD_CHUNK_BYTES, type NewPayload, type PayloadInfo, type PayloadStore } from "./payload-store.js";
 
@@ -164,7 +164,11 @@ export interface NewApiKey {
 export interface Store {
   readonly dialect: "mysql" | "sqlite";
 
-  insertListing(listing: NewListing): Promise<number>;
+  /**
+   * Stores a listing; with `payload` (the KV cache a publish carries inline), stores the payload and the
+   * listing in one transaction: one commit instead of several, and never one without the other.
+   */
+  insertListing(listing: NewListing, payload?: NewPayload): Promise<number>;
   /** A listing row (one that is not a new-style trade), or null. */
   findListing(id: number): Promise<ExchangeRow | null>;
   /** Listings for sale, newest first. */
@@ -177,7 +181,8 @@ export interface Store {
   /** Records a purchase; a second purchase by the same buyer returns the first (the unique index decides races). */
   recordPurchase(purchase: NewPurchase): Promise<{ trade: ExchangeRow; created: boolean }>;
 
-  insertChain(chain: NewChain): Promise<number>;
+  /** Stores a chain; with `payload`, in one transaction with it (as `insertListing`). */
+  insertChain(chain: NewChain, payload?: NewPayload): Promise<number>;
   findChain(id: number): Promise<ChainRow | null>;
   /** Active chains, newest first. */
   browseChains(filter: ChainFilter): Promise<ChainSummary[]>;

@@ -1,0 +1,26 @@
+import type { Pool, PoolConnection } from "mysql2/promise";
+import { isQueryTimeout } from "../db/query-timeout.js";
+
+/**
+ * Runs `work` in a transaction on one pool connection, for statements that
+ * go to mysql2 directly (a chunk's blob in the binary protocol; Drizzle's own
+ * `transaction` does not hand out its connection). Commits when `work`
+ * resolves, rolls back when it throws. A connection whose query timed out was
+ * destroyed by the guard (query-timeout.ts) and is not released.
+ */
+export async function inMysqlTransaction<T>(pool: Pool, work: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  const connection = await pool.getConnection();
+  let destroyed = false;
+  try {
+    await connection.query("START TRANSACTION");
+    const result = await work(connection);
+    await connection.query("COMMIT");
+    return result;
+  } catch (error) {
+    destroyed = isQueryTimeout(error);
+    if (!destroyed) await connection.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    if (!destroyed) connection.release();
+  }
+}
