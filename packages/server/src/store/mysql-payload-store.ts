@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { and, eq, fillPlaceholders, lt, lte, sql } from "drizzle-orm";
+import { and, eq, lt, lte, sql } from "drizzle-orm";
 import type { ResultSetHeader, RowDataPacket } from "mysql2";
-import type { PoolConnection } from "mysql2/promise";
 import { payloadChunks, payloadOwners, payloads, payloadUploads } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
+import { runSql, type Queryable } from "./mysql-transaction.js";
 import { lazy } from "./prepared.js";
 import {
   asBuffer,
@@ -29,9 +29,6 @@ const infoColumns = {
 export interface MysqlPayloadStore extends PayloadStore {
   putOn(connection: Queryable, payload: NewPayload): Promise<void>;
 }
-
-/** A pool or one of its connections: both run statements the same way. */
-type Queryable = Pick<PoolConnection, "query" | "execute">;
 
 /**
  * Chunk rows go through mysql2 directly: `execute` sends a 1 MiB blob in the
@@ -101,8 +98,6 @@ export function createMysqlPayloadStore(database: MysqlDatabase): MysqlPayloadSt
       .toSQL(),
   );
   const payloadExists = "SELECT 1 FROM mx_payloads WHERE digest = ? LIMIT 1";
-  const run = (on: Queryable, query: { sql: string; params: unknown[] }, values: Record<string, unknown>) =>
-    on.query(query.sql, fillPlaceholders(query.params, values));
 
   const putOn = async (on: Queryable, payload: NewPayload) => {
     const [found] = await on.query<RowDataPacket[]>(payloadExists, [payload.digest]);
@@ -119,9 +114,9 @@ export function createMysqlPayloadStore(database: MysqlDatabase): MysqlPayloadSt
       }
       // The payload row is written last: its presence means every chunk is there.
       const row = { digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors };
-      await run(on, insertPayloadSql(), row);
+      await runSql(on, insertPayloadSql(), row);
     }
-    await run(on, insertOwnerSql(), { digest: payload.digest, userId: payload.ownerId });
+    await runSql(on, insertOwnerSql(), { digest: payload.digest, userId: payload.ownerId });
   };
 
   const store: MysqlPayloadStore = {

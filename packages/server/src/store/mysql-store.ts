@@ -1,12 +1,12 @@
 import { centsToDecimalString, decimalStringToCents } from "@memory-exchange/shared";
 import { causes } from "../errors.js";
-import { and, asc, desc, eq, fillPlaceholders, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import type { ResultSetHeader } from "mysql2";
 import { isMigrated } from "../db/migrate.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { createMysqlPayloadStore } from "./mysql-payload-store.js";
-import { inMysqlTransaction } from "./mysql-transaction.js";
+import { inMysqlTransaction, runSql } from "./mysql-transaction.js";
 import { filterShape, lazy, mysqlSelectRows, placeholderFilter, StatementCache } from "./prepared.js";
 import {
   chainBrowseWhere,
@@ -28,6 +28,7 @@ import {
   pickColumns,
   type TradeValues,
 } from "./queries.js";
+import type { NewPayload } from "./payload-store.js";
 import { ChainUnavailableError, type ChainFilter, type ChainRow, type ListingFilter, type Store } from "./store.js";
 
 const exchangeColumns = pickColumns(ex, EXCHANGE_COLUMNS);
@@ -80,6 +81,13 @@ export function createMysqlStore(database: MysqlDatabase): Store {
   const insertListing = lazy(() => listingInsert().prepare());
   // The same statement as SQL text, for the transaction of a publish that carries its payload.
   const insertListingSql = lazy(() => listingInsert().toSQL());
+  /** A publish's insert (Drizzle-built SQL) after the payload it carries, in one transaction; its new row's id. */
+  const insertWithPayload = (payload: NewPayload, insert: { sql: string; params: unknown[] }, values?: Record<string, unknown>) =>
+    inMysqlTransaction(pool, async (connection) => {
+      await payloads.putOn(connection, payload);
+      const [result] = (await runSql(connection, insert, values)) as [ResultSetHeader, unknown];
+      return result.insertId;
+    });
   const insertPurchase = lazy(() =>
     db
       .insert(ex)
@@ -149,12 +157,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         const [result] = (await insertListing().execute(values)) as unknown as InsertResult;
         return result.insertId;
       }
-      return inMysqlTransaction(pool, async (connection) => {
-        await payloads.putOn(connection, payload);
-        const { sql: text, params } = insertListingSql();
-        const [result] = await connection.query<ResultSetHeader>(text, fillPlaceholders(params, values));
-        return result.insertId;
-      });
+      return insertWithPayload(payload, insertListingSql(), values);
     },
 
     async findListing(id) {
@@ -187,31 +190,12 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     },
 
     async insertChain(chain, payload) {
-      const insert = db.insert(rc).values({
-        creatorId: chain.creatorId,
-        chainName: chain.chainName,
-        description: chain.description,
-        category: chain.category,
-        sourceModel: chain.sourceModel,
-        pricePerUseCents: chain.pricePerUseCents,
-        stepCount: chain.stepCount,
-        inputExample: chain.inputExample,
-        outputExample: chain.outputExample,
-        payloadDigest: chain.payloadDigest,
-        payloadSize: chain.payloadSize,
-        status: "active",
-        createdAt: wholeSeconds(new Date()),
-      });
+      const insert = db.insert(rc).values({ ...chain, status: "active", createdAt: wholeSeconds(new Date()) });
       if (!payload) {
         const [result] = (await insert) as unknown as InsertResult;
         return result.insertId;
       }
-      return inMysqlTransaction(pool, async (connection) => {
-        await payloads.putOn(connection, payload);
-        const { sql: text, params } = insert.toSQL();
-        const [result] = await connection.query<ResultSetHeader>(text, params);
-        return result.insertId;
-      });
+      return insertWithPayload(payload, insert.toSQL());
     },
 
     findChain,

@@ -1,5 +1,13 @@
+import { fillPlaceholders } from "drizzle-orm";
 import type { Pool, PoolConnection } from "mysql2/promise";
 import { isQueryTimeout } from "../db/query-timeout.js";
+
+/** A pool or one of its connections: both run statements the same way. */
+export type Queryable = Pick<PoolConnection, "query" | "execute">;
+
+/** Runs a Drizzle-built statement (its `toSQL()`) on a pool or a connection, its placeholders filled from `values`. */
+export const runSql = (on: Queryable, query: { sql: string; params: unknown[] }, values: Record<string, unknown> = {}) =>
+  on.query(query.sql, fillPlaceholders(query.params, values));
 
 /**
  * Runs `work` in a transaction on one pool connection, for statements that

@@ -148,26 +148,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     afterId: filter.after?.id,
   });
 
-  const insertChainNow = (chain: NewChain) =>
-    Number(
-      db
-        .insert(rc)
-        .values({
-          creatorId: chain.creatorId,
-          chainName: chain.chainName,
-          description: chain.description,
-          category: chain.category,
-          sourceModel: chain.sourceModel,
-          pricePerUseCents: chain.pricePerUseCents,
-          stepCount: chain.stepCount,
-          inputExample: chain.inputExample,
-          outputExample: chain.outputExample,
-          payloadDigest: chain.payloadDigest,
-          payloadSize: chain.payloadSize,
-          status: "active",
-        })
-        .run().lastInsertRowid,
-    );
+  const insertChainNow = (chain: NewChain) => Number(db.insert(rc).values({ ...chain, status: "active" }).run().lastInsertRowid);
   const payloads = createSqlitePayloadStore(database);
   // One immediate transaction (made once, as the payload store's) for a publish that carries its payload.
   const insertWithPayload = database.sqlite.transaction((payload: NewPayload, insert: () => number) => {
