@@ -37,30 +37,45 @@ function guardConnection(connection: PoolConnection, timeoutMs: number): PoolCon
   return connection;
 }
 
+type Callback = (error: Error | null, rows?: unknown, fields?: unknown) => void;
+type CoreConnection = Record<"query" | "execute", (sql: Sql, values: unknown, callback: Callback) => unknown> & {
+  release(): void;
+  destroy(): void;
+};
+type CorePool = { getConnection(callback: (error: Error | null, connection: CoreConnection) => void): void };
+
 /**
  * A network that silently drops packets (host down, partition) leaves
  * mysql2 waiting forever on an open socket; with this guard a query fails
  * after `timeoutMs` with PROTOCOL_SEQUENCE_TIMEOUT (503 DATABASE_UNAVAILABLE)
- * and its connection is replaced. Pool-level query/execute run on a guarded
- * connection of their own so the same rule holds for them.
+ * and its connection is replaced. Pool-level query/execute run on a pool
+ * connection of their own with the same rule; they use mysql2's callback
+ * pool, as its own promise pool does: going through promise connections
+ * cost ~10 µs more per query (of ~30), on every query the service makes.
  */
 export function guardQueryTimeouts(pool: Pool, timeoutMs: number): Pool {
   if (timeoutMs <= 0) return pool;
   const getConnection = pool.getConnection.bind(pool);
   pool.getConnection = async () => guardConnection(await getConnection(), timeoutMs);
+  const core = pool.pool as unknown as CorePool;
   for (const method of ["query", "execute"] as const) {
-    (pool as unknown as Record<string, unknown>)[method] = async (sql: Sql, values?: unknown) => {
-      const connection = await pool.getConnection();
-      let destroyed = false;
-      try {
-        return await (connection[method] as (sql: Sql, values?: unknown) => Promise<unknown>)(sql, values);
-      } catch (error) {
-        destroyed = isQueryTimeout(error);
-        throw error;
-      } finally {
-        if (!destroyed) connection.release();
-      }
-    };
+    (pool as unknown as Record<string, unknown>)[method] = (sql: Sql, values?: unknown) =>
+      new Promise((resolve, reject) => {
+        core.getConnection((connectError, connection) => {
+          if (connectError) return reject(connectError);
+          try {
+            connection[method](withTimeout(sql, timeoutMs), values, (error, rows, fields) => {
+              if (isQueryTimeout(error)) connection.destroy();
+              else connection.release();
+              if (error) reject(error);
+              else resolve([rows, fields]);
+            });
+          } catch (error) {
+            connection.release();
+            reject(error);
+          }
+        });
+      });
   }
   return pool;
 }
