@@ -16,6 +16,7 @@
  * capped by the open-files limit), BENCH_SCENARIOS (comma list to run only
  * some), BENCH_SKIP (comma list: kernel, alignment, payloads, idle, steady),
  * BENCH_CPU_PROF_DIR (run the service and the baseline with --cpu-prof, profiles there),
+ * BENCH_FROM_SOURCE (1: the service runs from its TypeScript sources, so profiles name packages),
  * BENCH_IDLE_SETTLE_S (25: how long a fresh idle service is watched for its settled RSS),
  * MX_BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306/mx_bench).
  */
@@ -48,6 +49,8 @@ const IDLE_HOLDER = resolve(ROOT, "bench/idle-connections.ts");
 const TSX = ["--conditions=source", "--import", "tsx"];
 
 const env = process.env;
+/** BENCH_FROM_SOURCE=1 runs the service from its TypeScript (tsx) instead of the bundle: slower, but a profile names each package. */
+const SERVE = env.BENCH_FROM_SOURCE === "1" ? [...TSX, resolve(ROOT, "packages/server/src/cli.ts"), "serve"] : [CLI, "serve"];
 const DURATION_S = Number(env.BENCH_DURATION_S ?? 5);
 const WARMUP_S = Number(env.BENCH_WARMUP_S ?? 1);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 32);
@@ -75,8 +78,13 @@ async function startService(dialect: Dialect, url: string, extraEnv: Record<stri
   if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   return startServer({
     name: `${label}-${dialect}`,
-    args: [CLI, "serve"],
-    nodeFlags: PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${label}-${dialect}-${Date.now()}.cpuprofile`] : [],
+    args: SERVE,
+    nodeFlags: !PROFILE_DIR
+      ? []
+      : env.BENCH_FROM_SOURCE === "1"
+        ? // one directory per run: tsx's loader thread writes a profile of its own
+          ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}/${label}-${dialect}-${Date.now()}`]
+        : ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${label}-${dialect}-${Date.now()}.cpuprofile`],
     env: {
       DATABASE_URL: url,
       MEMORY_EXCHANGE_PORT: String(port),

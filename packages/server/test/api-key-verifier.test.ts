@@ -33,6 +33,11 @@ describe("API key verifier", () => {
     return { gated, gate };
   };
 
+  test("the stored hash is SHA-256 in hex (keys minted by earlier versions keep verifying)", () => {
+    // python3 -c "import hashlib; print(hashlib.sha256(b'mx_example-key').hexdigest())"
+    expect(hashApiKey("mx_example-key")).toBe("1b218b0f0fa1c1d384307b6a02987fe3a09c1182e661ef2b0e6985d643c752c9");
+  });
+
   test("concurrent checks of one key share one lookup, then the entry serves", async () => {
     const { key } = await createApiKey(store, { userId: 1, name: "k", scopes: ["read"] });
     const { gated, gate } = gatedStore();
