@@ -111,6 +111,16 @@ for (const dialect of await testDialects()) {
       expect(await store.browseChains({ limit: 10, offset: 0 })).toEqual([]);
     });
 
+    test("a chain use whose trade cannot be written moves no counter (one transaction)", async () => {
+      const chainId = await store.insertChain(chain());
+      const row = (await store.findChain(chainId))!;
+      // buyer_id is NOT NULL: the INSERT fails after the UPDATE has bumped the counters
+      await expect(store.recordChainUse({ chain: row, userId: null as unknown as number, priceCents: 299, targetModel: "m" })).rejects.toThrow();
+      expect(await store.findChain(chainId)).toEqual(row);
+      const use = await store.recordChainUse({ chain: row, userId: 5, priceCents: 299, targetModel: "m" });
+      expect(use.chain).toMatchObject({ usageCount: 1, totalRevenueCents: 299 });
+    });
+
     test("history by role and stats as exact aggregates", async () => {
       const a = (await store.findListing(await store.insertListing(listing({ sellerId: 1, priceCents: 1050 }))))!;
       const b = (await store.findListing(await store.insertListing(listing({ sellerId: 2, priceCents: 1 }))))!;

@@ -1,13 +1,13 @@
 import { centsToDecimalString, decimalStringToCents } from "@memory-exchange/shared";
 import { causes } from "../errors.js";
-import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, fillPlaceholders, inArray, sql } from "drizzle-orm";
 import type { ResultSetHeader } from "mysql2";
 import { isMigrated } from "../db/migrate.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { createMysqlPayloadStore } from "./mysql-payload-store.js";
 import { inMysqlTransaction, runSql } from "./mysql-transaction.js";
-import { filterShape, lazy, mysqlSelectRows, placeholderFilter, StatementCache } from "./prepared.js";
+import { compileRowDecoder, filterShape, lazy, mysqlSelectRows, placeholderFilter, StatementCache } from "./prepared.js";
 import {
   chainBrowseWhere,
   chainStatsSelection,
@@ -38,6 +38,7 @@ const exchangeSummaryColumns = pickColumns(ex, EXCHANGE_SUMMARY_COLUMNS);
 const chainSummaryColumns = pickColumns(rc, CHAIN_SUMMARY_COLUMNS);
 
 const apiKeyColumns = pickColumns(apiKeys, API_KEY_COLUMNS);
+const chainCounters = { usageCount: rc.usageCount, totalRevenueCents: rc.totalRevenueCents };
 
 /** MySQL TIMESTAMP keeps whole seconds; truncating here keeps cursors and reads consistent. */
 const wholeSeconds = (date: Date) => new Date(Math.floor(date.getTime() / 1000) * 1000);
@@ -106,6 +107,33 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       })
       .prepare(),
   );
+  // A chain use's three statements as SQL text, built once (Drizzle prepares per session, and a
+  // transaction is a session of its own: built per call they cost ~150 µs of CPU per use).
+  const chainUseSql = lazy(() => ({
+    bump: db
+      .update(rc)
+      .set({ usageCount: sql`${rc.usageCount} + 1`, totalRevenueCents: sql`${rc.totalRevenueCents} + ${ph("revenue")}` })
+      .where(and(eq(rc.id, ph("id")), eq(rc.status, "active")))
+      .toSQL(),
+    insert: db
+      .insert(ex)
+      .values({
+        sellerId: ph("sellerId"),
+        buyerId: ph("buyerId"),
+        memoryType: ph("memoryType"),
+        sourceModel: ph("sourceModel"),
+        targetModel: ph("targetModel"),
+        priceCents: ph("priceCents"),
+        status: "completed",
+        chainId: ph("chainId"),
+        payloadDigest: ph("payloadDigest"),
+        payloadSize: ph("payloadSize"),
+        createdAt: ph("createdAt"),
+      })
+      .toSQL(),
+    counters: db.select(chainCounters).from(rc).where(eq(rc.id, ph("id"))).toSQL(),
+  }));
+  const decodeCounters = compileRowDecoder(chainCounters);
   const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
   // Browse pages run as plain mysql2 queries decoded by compiled row mappers (prepared.ts).
   const prepareListingPage = (filter: ListingFilter) =>
@@ -206,22 +234,18 @@ export function createMysqlStore(database: MysqlDatabase): Store {
 
     async recordChainUse(use) {
       const { chain, priceCents } = use;
-      return db.transaction(async (tx) => {
+      const statements = chainUseSql();
+      return inMysqlTransaction(pool, async (connection) => {
         // Counters first: the row lock serialises concurrent uses and the WHERE re-checks availability.
-        const [update] = (await tx
-          .update(rc)
-          .set({
-            usageCount: sql`${rc.usageCount} + 1`,
-            totalRevenueCents: sql`${rc.totalRevenueCents} + ${centsToDecimalString(priceCents)}`,
-          })
-          .where(and(eq(rc.id, chain.id), eq(rc.status, "active")))) as unknown as InsertResult;
-        if (update.affectedRows !== 1) throw new ChainUnavailableError(chain.id);
+        const [bump] = (await runSql(connection, statements.bump, { id: chain.id, revenue: centsToDecimalString(priceCents) })) as [ResultSetHeader, unknown];
+        if (bump.affectedRows !== 1) throw new ChainUnavailableError(chain.id);
         const values: TradeValues = { ...chainUseTrade(use), createdAt: wholeSeconds(new Date()) };
-        const [insert] = (await tx.insert(ex).values({ ...values, status: "completed" })) as unknown as InsertResult;
+        const [insert] = (await runSql(connection, statements.insert, values)) as [ResultSetHeader, unknown];
         const trade = insertedTrade(insert.insertId, values);
         // The counters this use moved (the row is still locked by the UPDATE); the rest is the row the use began with.
-        const [counters] = await tx.select({ usageCount: rc.usageCount, totalRevenueCents: rc.totalRevenueCents }).from(rc).where(eq(rc.id, chain.id));
-        return { trade, chain: { ...chain, ...counters! } };
+        const { sql: countersSql, params } = statements.counters;
+        const [rows] = await connection.query({ sql: countersSql, rowsAsArray: true }, fillPlaceholders(params, { id: chain.id }));
+        return { trade, chain: { ...chain, ...decodeCounters((rows as unknown[][])[0]!) } };
       });
     },
 
