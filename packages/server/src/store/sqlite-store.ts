@@ -23,7 +23,7 @@ import {
   purchaseTrade,
 } from "./queries.js";
 import type { NewPayload } from "./payload-store.js";
-import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRow, type ListingFilter, type NewChain, type Store } from "./store.js";
+import { ChainUnavailableError, type ChainFilter, type ChainRow, type ExchangeRow, type ListingFilter, type NewChain, type NewChainUse, type Store } from "./store.js";
 
 const exchangeColumns = pickColumns(ex, EXCHANGE_COLUMNS);
 
@@ -167,6 +167,19 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     return row ? toApiKeyRow(row) : null;
   };
 
+  // One chain use: better-sqlite3's own transaction function, made once (Drizzle's `transaction` builds one per call).
+  const chainUse = database.sqlite.transaction((use: NewChainUse) => {
+    const { chain, priceCents } = use;
+    // Prepared statements run on the same connection, so they take part in the transaction.
+    const update = countChainUse().run({ chainId: chain.id, priceCents });
+    if (update.changes !== 1) throw new ChainUnavailableError(chain.id);
+    const insert = insertChainUse().run(chainUseTrade(use));
+    const trade = findExchange(Number(insert.lastInsertRowid))!;
+    // The counters this use moved; the rest is the row the use began with.
+    const counters = chainCounters().get({ id: chain.id })!;
+    return { trade, chain: { ...chain, ...counters } };
+  });
+
   return {
     dialect: "sqlite",
 
@@ -205,20 +218,7 @@ export function createSqliteStore(database: SqliteDatabase): Store {
     },
 
     async recordChainUse(use) {
-      const { chain, priceCents } = use;
-      return db.transaction(
-        () => {
-          // Prepared statements run on the same connection, so they take part in the transaction.
-          const update = countChainUse().run({ chainId: chain.id, priceCents });
-          if (update.changes !== 1) throw new ChainUnavailableError(chain.id);
-          const insert = insertChainUse().run(chainUseTrade(use));
-          const trade = findExchange(Number(insert.lastInsertRowid))!;
-          // The counters this use moved; the rest is the row the use began with.
-          const counters = chainCounters().get({ id: chain.id })!;
-          return { trade, chain: { ...chain, ...counters } };
-        },
-        { behavior: "immediate" },
-      );
+      return chainUse.immediate(use);
     },
 
     async listTrades(userId, role, limit, offset) {
