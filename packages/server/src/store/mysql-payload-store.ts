@@ -4,7 +4,7 @@ import type { ResultSetHeader, RowDataPacket } from "mysql2";
 import { payloadChunks, payloadOwners, payloads, payloadUploads } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { runSql, type Queryable } from "./mysql-transaction.js";
-import { lazy } from "./prepared.js";
+import { lazy, mysqlSelectRows } from "./prepared.js";
 import {
   asBuffer,
   asInfo,
@@ -55,24 +55,28 @@ export function createMysqlPayloadStore(database: MysqlDatabase): MysqlPayloadSt
 
   // The statements of purchase, use and publish, built once (prepared.ts). Their values are strings
   // and integers: nothing a column encoder would change.
-  const infoOf = lazy(() => db.select(infoColumns).from(payloads).where(eq(payloads.digest, ph("digest"))).limit(1).prepare());
+  const infoOf = lazy(() => mysqlSelectRows(pool, db.select(infoColumns).from(payloads).where(eq(payloads.digest, ph("digest"))).limit(1), infoColumns));
   // The only chunk of a small payload joined to its info: a delivery's info and data in one round trip.
+  const infoWithChunkColumns = { ...infoColumns, data: payloadChunks.data };
   const infoWithChunk = lazy(() =>
-    db
-      .select({ ...infoColumns, data: payloadChunks.data })
-      .from(payloads)
-      .leftJoin(
-        payloadChunks,
-        and(
-          eq(payloadChunks.digest, sql`COALESCE(${payloads.chunkKey}, ${payloads.digest})`),
-          eq(payloadChunks.seq, 0),
-          eq(payloads.chunkCount, 1),
-          lte(payloads.size, ph("maxBytes")),
-        ),
-      )
-      .where(eq(payloads.digest, ph("digest")))
-      .limit(1)
-      .prepare(),
+    mysqlSelectRows(
+      pool,
+      db
+        .select(infoWithChunkColumns)
+        .from(payloads)
+        .leftJoin(
+          payloadChunks,
+          and(
+            eq(payloadChunks.digest, sql`COALESCE(${payloads.chunkKey}, ${payloads.digest})`),
+            eq(payloadChunks.seq, 0),
+            eq(payloads.chunkCount, 1),
+            lte(payloads.size, ph("maxBytes")),
+          ),
+        )
+        .where(eq(payloads.digest, ph("digest")))
+        .limit(1),
+      infoWithChunkColumns,
+    ),
   );
   const ownerOf = lazy(() =>
     db
@@ -125,12 +129,12 @@ export function createMysqlPayloadStore(database: MysqlDatabase): MysqlPayloadSt
     put: (payload) => putOn(pool, payload),
 
     async info(digest) {
-      const [row] = await infoOf().execute({ digest });
+      const [row] = await infoOf()({ digest });
       return row ? asInfo(row) : null;
     },
 
     async infoWithBytes(digest, maxBytes) {
-      const [row] = await infoWithChunk().execute({ digest, maxBytes });
+      const [row] = await infoWithChunk()({ digest, maxBytes });
       if (!row) return null;
       const { data, ...info } = row;
       return data ? { ...asInfo(info), bytes: data } : asInfo(info);

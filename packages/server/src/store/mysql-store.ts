@@ -50,17 +50,22 @@ export function createMysqlStore(database: MysqlDatabase): Store {
   const ph = sql.placeholder;
   const payloads = createMysqlPayloadStore(database);
 
-  // The hot statements, built once (prepared.ts). Not for transactions: these run on the pool.
-  const exchangeById = lazy(() => db.select(exchangeColumns).from(ex).where(eq(ex.id, ph("id"))).limit(1).prepare());
-  const chainById = lazy(() => db.select(chainColumns).from(rc).where(eq(rc.id, ph("id"))).limit(1).prepare());
-  const listingById = lazy(() => db.select(exchangeColumns).from(ex).where(and(eq(ex.id, ph("id")), isListing(ex))).limit(1).prepare());
+  // The hot reads, built once and decoded by compiled row mappers (prepared.ts). Not for transactions: these run on the pool.
+  const exchangeById = lazy(() => mysqlSelectRows(pool, db.select(exchangeColumns).from(ex).where(eq(ex.id, ph("id"))).limit(1), exchangeColumns));
+  const chainById = lazy(() => mysqlSelectRows(pool, db.select(chainColumns).from(rc).where(eq(rc.id, ph("id"))).limit(1), chainColumns));
+  const listingById = lazy(() =>
+    mysqlSelectRows(pool, db.select(exchangeColumns).from(ex).where(and(eq(ex.id, ph("id")), isListing(ex))).limit(1), exchangeColumns),
+  );
   const purchaseOf = lazy(() =>
-    db
-      .select(exchangeColumns)
-      .from(ex)
-      .where(and(eq(ex.listingId, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed")))
-      .limit(1)
-      .prepare(),
+    mysqlSelectRows(
+      pool,
+      db
+        .select(exchangeColumns)
+        .from(ex)
+        .where(and(eq(ex.listingId, ph("listingId")), eq(ex.buyerId, ph("buyerId")), eq(ex.status, "completed")))
+        .limit(1),
+      exchangeColumns,
+    ),
   );
   const listingInsert = () =>
     db
@@ -173,8 +178,8 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     };
   };
 
-  const findExchange = async (id: number) => (await exchangeById().execute({ id }))[0] ?? null;
-  const findChain = async (id: number): Promise<ChainRow | null> => (await chainById().execute({ id }))[0] ?? null;
+  const findExchange = async (id: number) => (await exchangeById()({ id }))[0] ?? null;
+  const findChain = async (id: number): Promise<ChainRow | null> => (await chainById()({ id }))[0] ?? null;
 
   const store: Store = {
     dialect: "mysql",
@@ -189,7 +194,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     },
 
     async findListing(id) {
-      return (await listingById().execute({ id }))[0] ?? null;
+      return (await listingById()({ id }))[0] ?? null;
     },
 
     async browseListings(filter) {
@@ -197,7 +202,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     },
 
     async findPurchase(listing, buyerId) {
-      return (await purchaseOf().execute({ listingId: listing.id, buyerId }))[0] ?? legacySale(listing, buyerId);
+      return (await purchaseOf()({ listingId: listing.id, buyerId }))[0] ?? legacySale(listing, buyerId);
     },
 
     async recordPurchase(purchase) {
