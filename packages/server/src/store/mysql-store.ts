@@ -1,13 +1,13 @@
 import { centsToDecimalString, decimalStringToCents } from "@memory-exchange/shared";
 import { causes } from "../errors.js";
-import { and, asc, desc, eq, fillPlaceholders, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import type { ResultSetHeader } from "mysql2";
 import { isMigrated } from "../db/migrate.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { createMysqlPayloadStore } from "./mysql-payload-store.js";
 import { inMysqlTransaction, runSql } from "./mysql-transaction.js";
-import { compileRowDecoder, filterShape, lazy, mysqlSelectRows, placeholderFilter, StatementCache } from "./prepared.js";
+import { filterShape, lazy, mysqlSelectRows, placeholderFilter, StatementCache } from "./prepared.js";
 import {
   chainBrowseWhere,
   chainStatsSelection,
@@ -112,7 +112,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       })
       .prepare(),
   );
-  // A chain use's three statements as SQL text, built once (Drizzle prepares per session, and a
+  // A chain use's statements as SQL text, built once (Drizzle prepares per session, and a
   // transaction is a session of its own: built per call they cost ~150 µs of CPU per use).
   const chainUseSql = lazy(() => ({
     bump: db
@@ -136,9 +136,8 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         createdAt: ph("createdAt"),
       })
       .toSQL(),
-    counters: db.select(chainCounters).from(rc).where(eq(rc.id, ph("id"))).toSQL(),
   }));
-  const decodeCounters = compileRowDecoder(chainCounters);
+  const chainCountersOf = lazy(() => mysqlSelectRows(pool, db.select(chainCounters).from(rc).where(eq(rc.id, ph("id"))), chainCounters));
   const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
   // Browse pages run as plain mysql2 queries decoded by compiled row mappers (prepared.ts).
   const prepareListingPage = (filter: ListingFilter) =>
@@ -248,9 +247,8 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         const [insert] = (await runSql(connection, statements.insert, values)) as [ResultSetHeader, unknown];
         const trade = insertedTrade(insert.insertId, values);
         // The counters this use moved (the row is still locked by the UPDATE); the rest is the row the use began with.
-        const { sql: countersSql, params } = statements.counters;
-        const [rows] = await connection.query({ sql: countersSql, rowsAsArray: true }, fillPlaceholders(params, { id: chain.id }));
-        return { trade, chain: { ...chain, ...decodeCounters((rows as unknown[][])[0]!) } };
+        const [counters] = await chainCountersOf()({ id: chain.id }, connection);
+        return { trade, chain: { ...chain, ...counters! } };
       });
     },
 

@@ -1,5 +1,6 @@
 import { fillPlaceholders, sql, type Column, type Query } from "drizzle-orm";
 import type { Pool } from "mysql2/promise";
+import type { Queryable } from "./mysql-transaction.js";
 import type { Cursor } from "./store.js";
 
 /**
@@ -98,11 +99,12 @@ export function mysqlSelectRows<Selection extends Record<string, Column>>(
   pool: Pool,
   query: { toSQL(): Query },
   selection: Selection,
-): (values: Record<string, unknown>) => Promise<DecodedRow<Selection>[]> {
+): (values: Record<string, unknown>, on?: Queryable) => Promise<DecodedRow<Selection>[]> {
   const { sql: text, params } = query.toSQL();
   const decode = compileRowDecoder(selection);
-  return async (values) => {
-    const [rows] = await pool.query({ sql: text, rowsAsArray: true }, fillPlaceholders(params, values));
+  // `on`: a transaction's connection instead of the pool
+  return async (values, on = pool) => {
+    const [rows] = await on.query({ sql: text, rowsAsArray: true }, fillPlaceholders(params, values));
     return (rows as unknown[][]).map(decode);
   };
 }
