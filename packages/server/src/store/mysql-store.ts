@@ -94,7 +94,8 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       const [result] = (await runSql(connection, insert, values)) as [ResultSetHeader, unknown];
       return result.insertId;
     });
-  const insertPurchase = lazy(() =>
+  // A trade (a purchase or a chain use: one of listingId and chainId is null).
+  const tradeInsert = () =>
     db
       .insert(ex)
       .values({
@@ -106,12 +107,12 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         priceCents: ph("priceCents"),
         status: "completed",
         listingId: ph("listingId"),
+        chainId: ph("chainId"),
         payloadDigest: ph("payloadDigest"),
         payloadSize: ph("payloadSize"),
         createdAt: ph("createdAt"),
-      })
-      .prepare(),
-  );
+      });
+  const insertPurchase = lazy(() => tradeInsert().prepare());
   // A chain use's statements as SQL text, built once (Drizzle prepares per session, and a
   // transaction is a session of its own: built per call they cost ~150 µs of CPU per use).
   const chainUseSql = lazy(() => ({
@@ -120,22 +121,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       .set({ usageCount: sql`${rc.usageCount} + 1`, totalRevenueCents: sql`${rc.totalRevenueCents} + ${ph("revenue")}` })
       .where(and(eq(rc.id, ph("id")), eq(rc.status, "active")))
       .toSQL(),
-    insert: db
-      .insert(ex)
-      .values({
-        sellerId: ph("sellerId"),
-        buyerId: ph("buyerId"),
-        memoryType: ph("memoryType"),
-        sourceModel: ph("sourceModel"),
-        targetModel: ph("targetModel"),
-        priceCents: ph("priceCents"),
-        status: "completed",
-        chainId: ph("chainId"),
-        payloadDigest: ph("payloadDigest"),
-        payloadSize: ph("payloadSize"),
-        createdAt: ph("createdAt"),
-      })
-      .toSQL(),
+    insert: tradeInsert().toSQL(),
   }));
   const chainCountersOf = lazy(() => mysqlSelectRows(pool, db.select(chainCounters).from(rc).where(eq(rc.id, ph("id"))), chainCounters));
   const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
