@@ -66,6 +66,23 @@ export function cpuMsOf(pid: number): number {
   }
 }
 
+/**
+ * The pid of a MariaDB/MySQL server running on this machine (the oldest
+ * `mariadbd` or `mysqld`), so a run can report the database's CPU per request
+ * too; undefined when there is none (a remote database) or pgrep is missing.
+ */
+export function localDatabaseServerPid(): number | undefined {
+  for (const name of ["mariadbd", "mysqld"]) {
+    try {
+      const pid = Number(execFileSync("pgrep", ["-o", "-x", name], { encoding: "utf8" }).trim());
+      if (pid > 0) return pid;
+    } catch {
+      // not running under this name
+    }
+  }
+  return undefined;
+}
+
 async function waitForHttp(url: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

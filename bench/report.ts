@@ -4,8 +4,8 @@ import type { LoadResult } from "./load.js";
 export interface ScenarioResult {
   name: string;
   title: string;
-  service: LoadResult & { rssMb: number; cpuUsPerRequest: number };
-  baseline?: LoadResult & { rssMb: number; cpuUsPerRequest: number };
+  service: MeasuredLoad;
+  baseline?: MeasuredLoad;
   /** service req/s ÷ baseline req/s */
   ratio?: number;
   /** open-loop run at half the service's maximum */
@@ -14,7 +14,10 @@ export interface ScenarioResult {
   baselineHalfLoad?: HalfLoadResult;
 }
 
-export type HalfLoadResult = LoadResult & { rssMb: number; cpuUsPerRequest: number; targetRate: number; senderLagP99Ms: number };
+/** A load run with the server's peak RSS and CPU per request, and the local database server's CPU per request (MariaDB on this machine) */
+export type MeasuredLoad = LoadResult & { rssMb: number; cpuUsPerRequest: number; dbCpuUsPerRequest?: number };
+
+export type HalfLoadResult = MeasuredLoad & { targetRate: number; senderLagP99Ms: number };
 
 export interface DialectReport {
   dialect: "sqlite" | "mysql";
@@ -113,12 +116,18 @@ export function renderReport(report: BenchReport): string {
   );
   for (const d of report.dialects) {
     lines.push(`### ${d.dialect === "sqlite" ? "SQLite" : "MariaDB"}`, "");
-    lines.push("| scenario | req/s | p50 ms | p99 ms | errors | RSS MB | CPU µs/req | baseline req/s | baseline p99 ms | baseline CPU µs/req | ratio |");
-    lines.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    // MariaDB shares the cores: its CPU per request is shown when it runs on this machine.
+    const db = d.scenarios.some((s) => s.service.dbCpuUsPerRequest !== undefined);
+    const dbHeader = (who: string) => (db ? ` ${who}DB CPU µs/req |` : "");
+    const dbCell = (run: MeasuredLoad | undefined) => (db ? ` ${n0(run?.dbCpuUsPerRequest)} |` : "");
+    lines.push(
+      `| scenario | req/s | p50 ms | p99 ms | errors | RSS MB | CPU µs/req |${dbHeader("")} baseline req/s | baseline p99 ms | baseline CPU µs/req |${dbHeader("baseline ")} ratio |`,
+    );
+    lines.push(`|---|--:|--:|--:|--:|--:|--:|${db ? "--:|" : ""}--:|--:|--:|${db ? "--:|" : ""}--:|`);
     for (const s of d.scenarios) {
       lines.push(
-        `| ${s.title} | ${n0(s.service.rps)} | ${ms(s.service.p50Ms)} | ${ms(s.service.p99Ms)} | ${s.service.errors} | ${n0(s.service.rssMb)} | ${n0(s.service.cpuUsPerRequest)} | ` +
-          `${n0(s.baseline?.rps)} | ${ms(s.baseline?.p99Ms)} | ${n0(s.baseline?.cpuUsPerRequest)} | ${s.ratio === undefined ? "–" : `${n2(s.ratio)}×`} |`,
+        `| ${s.title} | ${n0(s.service.rps)} | ${ms(s.service.p50Ms)} | ${ms(s.service.p99Ms)} | ${s.service.errors} | ${n0(s.service.rssMb)} | ${n0(s.service.cpuUsPerRequest)} |${dbCell(s.service)} ` +
+          `${n0(s.baseline?.rps)} | ${ms(s.baseline?.p99Ms)} | ${n0(s.baseline?.cpuUsPerRequest)} |${dbCell(s.baseline)} ${s.ratio === undefined ? "–" : `${n2(s.ratio)}×`} |`,
       );
     }
     const steady = d.scenarios.filter((s) => s.halfLoad);

@@ -28,7 +28,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { createMemoryExchangeClient } from "@memory-exchange/client";
 import { maxThroughput, steadyRate, type LoadResult, type RequestSpec, type Workload } from "./load.js";
 import { mysqlReachable, prepareDatabase, seedMarket, smallKvCache, type Dialect } from "./market.js";
-import { freePort, runNode, startServer, type ChildServer } from "./processes.js";
+import { cpuMsOf, freePort, localDatabaseServerPid, runNode, startServer, type ChildServer } from "./processes.js";
 import { renderReport, type BenchReport, type DialectReport, type ScenarioResult } from "./report.js";
 import {
   BROWSE_INPUT,
@@ -215,18 +215,32 @@ async function checkWorkload(name: string, checks: [ChildServer, Workload][]) {
  * Runs a load while sampling the server: peak RSS, and the CPU time it used
  * per request (user + system, from the measured part only), which stays
  * comparable when other processes compete for the cores and req/s does not.
+ * With the pid of a local database server, its CPU per request too: it shares
+ * the cores, so a statement that costs the database more lowers req/s.
  */
 async function measured<T extends LoadResult>(
   server: ChildServer,
   run: (onMeasureStart: () => void) => Promise<T>,
-): Promise<T & { rssMb: number; cpuUsPerRequest: number }> {
+  databasePid?: number,
+): Promise<T & { rssMb: number; cpuUsPerRequest: number; dbCpuUsPerRequest?: number }> {
   let peak = server.rss();
   let cpuStart = server.cpuMs();
+  let dbCpuStart = databasePid ? cpuMsOf(databasePid) : NaN;
   const timer = setInterval(() => (peak = Math.max(peak, server.rss())), 250);
   try {
-    const result = await run(() => (cpuStart = server.cpuMs()));
-    const cpuUsPerRequest = ((server.cpuMs() - cpuStart) * 1000) / Math.max(1, result.requests);
-    return { ...result, rssMb: mb(Math.max(peak, server.rss())), cpuUsPerRequest };
+    const result = await run(() => {
+      cpuStart = server.cpuMs();
+      if (databasePid) dbCpuStart = cpuMsOf(databasePid);
+    });
+    const perRequest = (ms: number) => (ms * 1000) / Math.max(1, result.requests);
+    const cpuUsPerRequest = perRequest(server.cpuMs() - cpuStart);
+    const dbCpuUsPerRequest = databasePid ? perRequest(cpuMsOf(databasePid) - dbCpuStart) : NaN;
+    return {
+      ...result,
+      rssMb: mb(Math.max(peak, server.rss())),
+      cpuUsPerRequest,
+      ...(Number.isFinite(dbCpuUsPerRequest) ? { dbCpuUsPerRequest } : {}),
+    };
   } finally {
     clearInterval(timer);
   }
@@ -343,21 +357,25 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
       await checkWorkload(scenario.name, [[scenario.service, scenario.workload()], ...(scenario.baseline ? [[baseline, baselineWorkload()] as [ChildServer, Workload]] : [])]);
       log(`${dialect}: ${scenario.name}`);
       const options = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S };
+      const databasePid = dialect === "mysql" ? localDatabaseServerPid() : undefined;
       const halfLoad = async (server: ChildServer, maximum: LoadResult, workload: Workload) => {
         if (!scenario.steady || SKIP.has("steady")) return undefined;
         const rate = Math.max(1, Math.round(maximum.rps / 2));
         log(`${dialect}: ${scenario.name} on ${server.name} at ${rate} req/s (half its maximum)`);
         return measured(server, (onMeasureStart) =>
           steadyRate(server.url, workload, { rate, durationS: DURATION_S, connections: CONNECTIONS, warmupS: WARMUP_S, onMeasureStart }),
+          databasePid,
         );
       };
       // Each server's half-load run follows its own maximum run (a database still busy after the other's would bias it).
-      const ours = await measured(scenario.service, (onMeasureStart) =>
-        maxThroughput(scenario.service.url, scenario.workload(), { ...options, onMeasureStart }),
+      const ours = await measured(
+        scenario.service,
+        (onMeasureStart) => maxThroughput(scenario.service.url, scenario.workload(), { ...options, onMeasureStart }),
+        databasePid,
       );
       const oursHalf = await halfLoad(scenario.service, ours, scenario.workload());
       const bare = scenario.baseline
-        ? await measured(baseline, (onMeasureStart) => maxThroughput(baseline.url, baselineWorkload(), { ...options, onMeasureStart }))
+        ? await measured(baseline, (onMeasureStart) => maxThroughput(baseline.url, baselineWorkload(), { ...options, onMeasureStart }), databasePid)
         : undefined;
       const bareHalf = bare ? await halfLoad(baseline, bare, baselineWorkload()) : undefined;
       const result: ScenarioResult = {
