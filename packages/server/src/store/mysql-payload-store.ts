@@ -104,7 +104,7 @@ export function createMysqlPayloadStore(database: MysqlDatabase): MysqlPayloadSt
   const payloadExists = "SELECT 1 FROM mx_payloads WHERE digest = ? LIMIT 1";
 
   const putOn = async (on: Queryable, payload: NewPayload) => {
-    const [found] = await on.query<RowDataPacket[]>(payloadExists, [payload.digest]);
+    const [found] = await on.execute<RowDataPacket[]>(payloadExists, [payload.digest]);
     if (found.length === 0) {
       let chunkCount = 0;
       for (const chunk of chunksOf(payload.bytes)) {

@@ -84,8 +84,6 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         status: "pending",
         createdAt: ph("createdAt"),
       });
-  const insertListing = lazy(() => listingInsert().prepare());
-  // The same statement as SQL text, for the transaction of a publish that carries its payload.
   const insertListingSql = lazy(() => listingInsert().toSQL());
   /** A publish's insert (Drizzle-built SQL) after the payload it carries, in one transaction; its new row's id. */
   const insertWithPayload = (payload: NewPayload, insert: { sql: string; params: unknown[] }, values?: Record<string, unknown>) =>
@@ -112,20 +110,19 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         payloadSize: ph("payloadSize"),
         createdAt: ph("createdAt"),
       });
-  const insertPurchase = lazy(() => tradeInsert().prepare());
-  // A chain use's statements as SQL text, built once (Drizzle prepares per session, and a
-  // transaction is a session of its own: built per call they cost ~150 µs of CPU per use).
-  const chainUseSql = lazy(() => ({
-    bump: db
+  // Statements as SQL text, built once (Drizzle prepares per session, and a transaction
+  // is a session of its own: built per call they cost ~150 µs of CPU per chain use).
+  const tradeInsertSql = lazy(() => tradeInsert().toSQL());
+  const chainBumpSql = lazy(() =>
+    db
       .update(rc)
       .set({ usageCount: sql`${rc.usageCount} + 1`, totalRevenueCents: sql`${rc.totalRevenueCents} + ${ph("revenue")}` })
       .where(and(eq(rc.id, ph("id")), eq(rc.status, "active")))
       .toSQL(),
-    insert: tradeInsert().toSQL(),
-  }));
+  );
   const chainCountersOf = lazy(() => mysqlSelectRows(pool, db.select(chainCounters).from(rc).where(eq(rc.id, ph("id"))), chainCounters));
   const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
-  // Browse pages run as plain mysql2 queries decoded by compiled row mappers (prepared.ts).
+  // Browse pages run as mysql2 prepared statements decoded by compiled row mappers (prepared.ts).
   const prepareListingPage = (filter: ListingFilter) =>
     mysqlSelectRows(
       pool,
@@ -172,7 +169,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     async insertListing(listing, payload) {
       const values = { ...listing, createdAt: wholeSeconds(new Date()) };
       if (!payload) {
-        const [result] = (await insertListing().execute(values)) as unknown as InsertResult;
+        const [result] = (await runSql(pool, insertListingSql(), values)) as [ResultSetHeader, unknown];
         return result.insertId;
       }
       return insertWithPayload(payload, insertListingSql(), values);
@@ -197,7 +194,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       // UPDATE could not tell an insert from a duplicate by affectedRows.)
       const values: TradeValues = { ...purchaseTrade(purchase), createdAt: wholeSeconds(new Date()) };
       try {
-        const [result] = (await insertPurchase().execute(values)) as unknown as InsertResult;
+        const [result] = (await runSql(pool, tradeInsertSql(), values)) as [ResultSetHeader, unknown];
         return { trade: insertedTrade(result.insertId, values), created: true };
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
@@ -224,13 +221,12 @@ export function createMysqlStore(database: MysqlDatabase): Store {
 
     async recordChainUse(use) {
       const { chain, priceCents } = use;
-      const statements = chainUseSql();
       return inMysqlTransaction(pool, async (connection) => {
         // Counters first: the row lock serialises concurrent uses and the WHERE re-checks availability.
-        const [bump] = (await runSql(connection, statements.bump, { id: chain.id, revenue: centsToDecimalString(priceCents) })) as [ResultSetHeader, unknown];
+        const [bump] = (await runSql(connection, chainBumpSql(), { id: chain.id, revenue: centsToDecimalString(priceCents) })) as [ResultSetHeader, unknown];
         if (bump.affectedRows !== 1) throw new ChainUnavailableError(chain.id);
         const values: TradeValues = { ...chainUseTrade(use), createdAt: wholeSeconds(new Date()) };
-        const [insert] = (await runSql(connection, statements.insert, values)) as [ResultSetHeader, unknown];
+        const [insert] = (await runSql(connection, tradeInsertSql(), values)) as [ResultSetHeader, unknown];
         const trade = insertedTrade(insert.insertId, values);
         // The counters this use moved (the row is still locked by the UPDATE); the rest is the row the use began with.
         const [counters] = await chainCountersOf()({ id: chain.id }, connection);

@@ -5,9 +5,14 @@ import { isQueryTimeout } from "../db/query-timeout.js";
 /** A pool or one of its connections: both run statements the same way. */
 export type Queryable = Pick<PoolConnection, "query" | "execute">;
 
-/** Runs a Drizzle-built statement (its `toSQL()`) on a pool or a connection, its placeholders filled from `values`. */
+/**
+ * Runs a Drizzle-built statement (its `toSQL()`) on a pool or a connection,
+ * its placeholders filled from `values` (an undefined value is NULL, as a
+ * text query would send it), as a server-side prepared statement: sent as
+ * text, MariaDB parsed and planned a trade's long INSERT on every call.
+ */
 export const runSql = (on: Queryable, query: { sql: string; params: unknown[] }, values: Record<string, unknown> = {}) =>
-  on.query(query.sql, fillPlaceholders(query.params, values));
+  on.execute(query.sql, fillPlaceholders(query.params, values).map((value) => value ?? null) as never[]);
 
 /**
  * Runs `work` in a transaction on one pool connection, for statements that
