@@ -4,14 +4,14 @@ import { drizzle } from "drizzle-orm/mysql2";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mysqlSelectRows } from "../src/store/prepared.js";
-import { runSql, type Queryable } from "../src/store/mysql-transaction.js";
+import { runSql } from "../src/store/mysql-transaction.js";
 import { createTestDatabase, testDialects, type TestDatabase } from "./support/databases.js";
 
 /**
- * How the MySQL store sends its statements: as server-side prepared statements
- * (the server parses and plans each once per connection), LIMIT/OFFSET bound as
- * text, an undefined value as NULL. A pool of one connection, so the session's
- * statement counters are the pool's.
+ * How the MySQL store sends its statements: single-row reads and writes as
+ * server-side prepared statements (parsed once per connection), LIMIT/OFFSET
+ * bound as text, an undefined value as NULL; pages as text queries. A pool of
+ * one connection, so the session's statement counters are the pool's.
  */
 const hasMysql = (await testDialects()).includes("mysql");
 
@@ -34,7 +34,7 @@ describe.runIf(hasMysql)("mysql statements", () => {
     const on = {
       execute: (...args: unknown[]) => (calls.push(args), (pool.execute as (...a: unknown[]) => unknown)(...args)),
       query: pool.query.bind(pool),
-    } as unknown as Queryable & mysql.Pool;
+    } as unknown as mysql.Pool;
     return { on, calls };
   };
 
@@ -49,16 +49,29 @@ describe.runIf(hasMysql)("mysql statements", () => {
     await testDb?.drop();
   });
 
-  it("a select page runs as a prepared statement, its LIMIT and OFFSET bound as text", async () => {
+  const page = (on: mysql.Pool, protocol?: "prepared" | "text") =>
+    mysqlSelectRows(on, db.select(selection).from(items).orderBy(desc(items.id)).limit(ph("limit")).offset(ph("offset")), selection, protocol);
+
+  it("a prepared select runs as a prepared statement, its LIMIT and OFFSET bound as text", async () => {
     const { on, calls } = recording();
-    const page = mysqlSelectRows(on, db.select(selection).from(items).orderBy(desc(items.id)).limit(ph("limit")).offset(ph("offset")), selection);
     const executed = await sessionCount("Com_stmt_execute");
-    expect(await page({ limit: 2, offset: 1 })).toEqual([
+    expect(await page(on)({ limit: 2, offset: 1 })).toEqual([
       { id: 3, name: "c" },
       { id: 2, name: "b" },
     ]);
     expect(await sessionCount("Com_stmt_execute")).toBe(executed + 1);
     expect(calls.at(-1)![1]).toEqual(["2", "1"]);
+  });
+
+  it("a text select prepares nothing and sends its LIMIT and OFFSET as numbers", async () => {
+    const { on, calls } = recording();
+    const executed = await sessionCount("Com_stmt_execute");
+    expect(await page(on, "text")({ limit: 2, offset: 2 })).toEqual([
+      { id: 2, name: "b" },
+      { id: 1, name: "a" },
+    ]);
+    expect(await sessionCount("Com_stmt_execute")).toBe(executed);
+    expect(calls).toEqual([]);
   });
 
   it("a single-row select binds its other values as given and only the trailing LIMIT as text", async () => {

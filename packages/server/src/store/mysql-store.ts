@@ -122,7 +122,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
   );
   const chainCountersOf = lazy(() => mysqlSelectRows(pool, db.select(chainCounters).from(rc).where(eq(rc.id, ph("id"))), chainCounters));
   const listingPages = new StatementCache<ReturnType<typeof prepareListingPage>>();
-  // Browse pages run as mysql2 prepared statements decoded by compiled row mappers (prepared.ts).
+  // Browse pages run as mysql2 text queries decoded by compiled row mappers (prepared.ts).
   const prepareListingPage = (filter: ListingFilter) =>
     mysqlSelectRows(
       pool,
@@ -134,6 +134,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         .limit(ph("limit"))
         .offset(ph("offset")),
       exchangeSummaryColumns,
+      "text",
     );
   const chainPages = new StatementCache<ReturnType<typeof prepareChainPage>>();
   const prepareChainPage = (filter: ChainFilter) =>
@@ -147,6 +148,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         .limit(ph("limit"))
         .offset(ph("offset")),
       chainSummaryColumns,
+      "text",
     );
   /** A page's placeholder values in driver form: money as DECIMAL text, dates as DATETIME text. */
   const pageValues = (filter: ListingFilter | ChainFilter) => {

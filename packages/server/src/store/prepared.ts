@@ -89,36 +89,44 @@ export function compileRowDecoder<Selection extends Record<string, Column>>(sele
 }
 
 /**
- * A MySQL select (built once, with placeholders) run as a server-side
- * prepared statement (mysql2 `execute`, cached per connection) returning
- * value arrays, decoded by `compileRowDecoder`.
- * - Drizzle's prepared `execute` passes mysql2 a per-field typeCast callback
- *   (redundant here: the pool already reads dates as strings) and maps rows
- *   generically; together ~150 µs CPU of a 20-row browse page.
- * - A text query makes the server parse and plan the statement on every call:
- *   MariaDB spent ~45 µs more CPU per browse page than on a prepared one.
- * - LIMIT and OFFSET values go as text: mysql2 sends a JS number as a DOUBLE
- *   unless the server hints an integer, and MySQL 8.0.22+ rejects a DOUBLE
- *   there; every server accepts a numeric string.
+ * A MySQL select (built once, with placeholders) returning value arrays,
+ * decoded by `compileRowDecoder`. Drizzle's prepared `execute` passes mysql2 a
+ * per-field typeCast callback (redundant here: the pool already reads dates
+ * as strings) and maps rows generically; together ~150 µs CPU of a 20-row
+ * browse page.
+ *
+ * `protocol` chooses how mysql2 sends it:
+ * - `prepared` (mysql2 `execute`, prepared once per connection): the server
+ *   skips parsing. For single-row reads, whose parse is most of their cost.
+ *   LIMIT and OFFSET values go as text: mysql2 sends a JS number as a DOUBLE
+ *   unless the server hints an integer, MySQL 8.0.22+ rejects a DOUBLE there,
+ *   and every server accepts a numeric string.
+ * - `text` (mysql2 `query`): for pages. mysql2 decodes the binary protocol's
+ *   DATETIME field by field, so a 20-row page costs the client more than the
+ *   parse saves the server (README, Performance).
  */
 export function mysqlSelectRows<Selection extends Record<string, Column>>(
   pool: Pool,
   query: { toSQL(): Query },
   selection: Selection,
+  protocol: "prepared" | "text" = "prepared",
 ): (values: Record<string, unknown>, on?: Queryable) => Promise<DecodedRow<Selection>[]> {
   const { sql: text, params } = query.toSQL();
   const decode = compileRowDecoder(selection);
   // the trailing `limit ?` / `limit ? offset ?` placeholders
   const rowCountPlaceholders = (/ limit \?(?: offset \?)?$/i.exec(text)?.[0].match(/\?/g) ?? []).length;
   const firstAsText = params.length - rowCountPlaceholders;
-  const bind = (values: Record<string, unknown>) => {
-    const bound = fillPlaceholders(params, values);
-    for (let i = firstAsText; i < bound.length; i++) bound[i] = String(bound[i]);
-    return bound;
-  };
+  const run =
+    protocol === "text"
+      ? (values: Record<string, unknown>, on: Queryable) => on.query({ sql: text, rowsAsArray: true }, fillPlaceholders(params, values))
+      : (values: Record<string, unknown>, on: Queryable) => {
+          const bound = fillPlaceholders(params, values);
+          for (let i = firstAsText; i < bound.length; i++) bound[i] = String(bound[i]);
+          return on.execute({ sql: text, rowsAsArray: true }, bound as never[]);
+        };
   // `on`: a transaction's connection instead of the pool
   return async (values, on = pool) => {
-    const [rows] = await on.execute({ sql: text, rowsAsArray: true }, bind(values) as never[]);
+    const [rows] = await run(values, on);
     return (rows as unknown[][]).map(decode);
   };
 }
