@@ -351,13 +351,13 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
     ];
 
     const results: ScenarioResult[] = [];
+    const databasePid = dialect === "mysql" ? localDatabaseServerPid() : undefined;
     for (const scenario of scenarios) {
       if (ONLY && !ONLY.has(scenario.name)) continue;
       const baselineWorkload = scenario.baselineWorkload ?? scenario.workload;
       await checkWorkload(scenario.name, [[scenario.service, scenario.workload()], ...(scenario.baseline ? [[baseline, baselineWorkload()] as [ChildServer, Workload]] : [])]);
       log(`${dialect}: ${scenario.name}`);
       const options = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S };
-      const databasePid = dialect === "mysql" ? localDatabaseServerPid() : undefined;
       const halfLoad = async (server: ChildServer, maximum: LoadResult, workload: Workload) => {
         if (!scenario.steady || SKIP.has("steady")) return undefined;
         const rate = Math.max(1, Math.round(maximum.rps / 2));

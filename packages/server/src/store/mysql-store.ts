@@ -50,7 +50,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
   const ph = sql.placeholder;
   const payloads = createMysqlPayloadStore(database);
 
-  // The hot reads, built once and decoded by compiled row mappers (prepared.ts). Not for transactions: these run on the pool.
+  // The hot reads, built once and decoded by compiled row mappers (prepared.ts), on the pool unless given a transaction's connection.
   const exchangeById = lazy(() => mysqlSelectRows(pool, db.select(exchangeColumns).from(ex).where(eq(ex.id, ph("id"))).limit(1), exchangeColumns));
   const chainById = lazy(() => mysqlSelectRows(pool, db.select(chainColumns).from(rc).where(eq(rc.id, ph("id"))).limit(1), chainColumns));
   const listingById = lazy(() =>
@@ -67,7 +67,10 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       exchangeColumns,
     ),
   );
-  const listingInsert = () =>
+  // Statements as SQL text, built once, run with `runSql` on the pool or in a transaction (Drizzle
+  // prepares per session, and a transaction is a session of its own: built per call they cost
+  // ~150 µs of CPU per chain use).
+  const insertListingSql = lazy(() =>
     db
       .insert(ex)
       .values({
@@ -83,8 +86,9 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         payloadSize: ph("payloadSize"),
         status: "pending",
         createdAt: ph("createdAt"),
-      });
-  const insertListingSql = lazy(() => listingInsert().toSQL());
+      })
+      .toSQL(),
+  );
   /** A publish's insert (Drizzle-built SQL) after the payload it carries, in one transaction; its new row's id. */
   const insertWithPayload = (payload: NewPayload, insert: { sql: string; params: unknown[] }, values?: Record<string, unknown>) =>
     inMysqlTransaction(pool, async (connection) => {
@@ -93,7 +97,7 @@ export function createMysqlStore(database: MysqlDatabase): Store {
       return result.insertId;
     });
   // A trade (a purchase or a chain use: one of listingId and chainId is null).
-  const tradeInsert = () =>
+  const tradeInsertSql = lazy(() =>
     db
       .insert(ex)
       .values({
@@ -109,10 +113,9 @@ export function createMysqlStore(database: MysqlDatabase): Store {
         payloadDigest: ph("payloadDigest"),
         payloadSize: ph("payloadSize"),
         createdAt: ph("createdAt"),
-      });
-  // Statements as SQL text, built once (Drizzle prepares per session, and a transaction
-  // is a session of its own: built per call they cost ~150 µs of CPU per chain use).
-  const tradeInsertSql = lazy(() => tradeInsert().toSQL());
+      })
+      .toSQL(),
+  );
   const chainBumpSql = lazy(() =>
     db
       .update(rc)

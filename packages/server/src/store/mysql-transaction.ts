@@ -6,13 +6,26 @@ import { isQueryTimeout } from "../db/query-timeout.js";
 export type Queryable = Pick<PoolConnection, "query" | "execute">;
 
 /**
+ * A prepared statement's values: its placeholders filled from `values`, an
+ * undefined value as NULL (as a text query sends it; mysql2's `execute`
+ * throws), and the values from `asTextFrom` on as text (a trailing LIMIT and
+ * OFFSET: mysql2 sends a JS number as a DOUBLE unless the server hints an
+ * integer, MySQL 8.0.22+ rejects a DOUBLE there, every server takes a numeric
+ * string).
+ */
+export function executeValues(params: unknown[], values: Record<string, unknown>, asTextFrom = params.length): never[] {
+  const bound = fillPlaceholders(params, values);
+  for (let i = 0; i < bound.length; i++) bound[i] = bound[i] === undefined ? null : i >= asTextFrom ? String(bound[i]) : bound[i];
+  return bound as never[];
+}
+
+/**
  * Runs a Drizzle-built statement (its `toSQL()`) on a pool or a connection,
- * its placeholders filled from `values` (an undefined value is NULL, as a
- * text query would send it), as a server-side prepared statement: sent as
- * text, MariaDB parsed and planned a trade's long INSERT on every call.
+ * its placeholders filled from `values`, as a server-side prepared statement:
+ * sent as text, MariaDB parsed and planned a trade's long INSERT on every call.
  */
 export const runSql = (on: Queryable, query: { sql: string; params: unknown[] }, values: Record<string, unknown> = {}) =>
-  on.execute(query.sql, fillPlaceholders(query.params, values).map((value) => value ?? null) as never[]);
+  on.execute(query.sql, executeValues(query.params, values));
 
 /**
  * Runs `work` in a transaction on one pool connection, for statements that

@@ -1,6 +1,6 @@
 import { fillPlaceholders, sql, type Column, type Query } from "drizzle-orm";
 import type { Pool } from "mysql2/promise";
-import type { Queryable } from "./mysql-transaction.js";
+import { executeValues, type Queryable } from "./mysql-transaction.js";
 import type { Cursor } from "./store.js";
 
 /**
@@ -136,9 +136,7 @@ function mysqlTimestampToDate(value: unknown, column: Column): unknown {
  * `protocol` chooses how mysql2 sends it:
  * - `prepared` (mysql2 `execute`, prepared once per connection): the server
  *   skips parsing. For single-row reads, whose parse is most of their cost.
- *   LIMIT and OFFSET values go as text: mysql2 sends a JS number as a DOUBLE
- *   unless the server hints an integer, MySQL 8.0.22+ rejects a DOUBLE there,
- *   and every server accepts a numeric string.
+ *   Values are bound by `executeValues` (LIMIT and OFFSET as text).
  * - `text` (mysql2 `query`): for pages. mysql2 decodes the binary protocol's
  *   DATETIME field by field, so a 20-row page costs the client more than the
  *   parse saves the server (README, Performance).
@@ -157,11 +155,7 @@ export function mysqlSelectRows<Selection extends Record<string, Column>>(
   const run =
     protocol === "text"
       ? (values: Record<string, unknown>, on: Queryable) => on.query({ sql: text, rowsAsArray: true }, fillPlaceholders(params, values))
-      : (values: Record<string, unknown>, on: Queryable) => {
-          const bound = fillPlaceholders(params, values);
-          for (let i = firstAsText; i < bound.length; i++) bound[i] = String(bound[i]);
-          return on.execute({ sql: text, rowsAsArray: true }, bound as never[]);
-        };
+      : (values: Record<string, unknown>, on: Queryable) => on.execute({ sql: text, rowsAsArray: true }, executeValues(params, values, firstAsText));
   // `on`: a transaction's connection instead of the pool
   return async (values, on = pool) => {
     const [rows] = await run(values, on);
