@@ -44,7 +44,7 @@ export interface IdleConnectionsResult {
 export interface BenchReport {
   date: string;
   machine: { cpu: string; cores: number; memoryGb: number; node: string; platform: string; loadAverageAtStart: number[] };
-  settings: { durationS: number; warmupS: number; connections: number; listings: number; chains: number };
+  settings: { durationS: number; warmupS: number; connections: number; listings: number; chains: number; slices?: number };
   dialects: DialectReport[];
   skipped?: string[];
   idleConnections?: { openFilesLimit: number; service: IdleConnectionsResult & { idleRssMb: number }; baseline: IdleConnectionsResult };
@@ -110,7 +110,9 @@ export function renderReport(report: BenchReport): string {
   lines.push(
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.platform}, Node ${m.node}; load average at start ${m.loadAverageAtStart.join(" / ")}. ` +
       `Load generator, service, baseline and database share the machine. ` +
-      `${report.settings.connections} connections, ${report.settings.warmupS} s warm-up + ${report.settings.durationS} s per run; ` +
+      `${report.settings.connections} connections, ${report.settings.warmupS} s warm-up + ${report.settings.durationS} s per run` +
+      (report.settings.slices && report.settings.slices > 1 ? ` (service and baseline in turns, ${report.settings.slices} slices each)` : "") +
+      "; " +
       `${report.settings.listings.toLocaleString("en-US")} listings, ${report.settings.chains.toLocaleString("en-US")} chains.`,
     "",
   );

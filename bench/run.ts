@@ -12,7 +12,7 @@
  * bench/results/latest.json and a Markdown report on stdout.
  *
  * Settings (environment): BENCH_DIALECTS (sqlite,mysql), BENCH_DURATION_S (5),
- * BENCH_WARMUP_S (1), BENCH_CONNECTIONS (32), BENCH_IDLE_CONNECTIONS (15000,
+ * BENCH_SLICES (5: the service and the baseline take turns, slice by slice), BENCH_WARMUP_S (1), BENCH_CONNECTIONS (32), BENCH_IDLE_CONNECTIONS (15000,
  * capped by the open-files limit), BENCH_SCENARIOS (comma list to run only
  * some), BENCH_SKIP (comma list: kernel, alignment, payloads, idle, steady),
  * BENCH_CPU_PROF_DIR (run the service and the baseline with --cpu-prof, profiles there),
@@ -26,10 +26,10 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createMemoryExchangeClient } from "@memory-exchange/client";
-import { maxThroughput, steadyRate, type LoadResult, type RequestSpec, type Workload } from "./load.js";
+import { alternatingMaxThroughput, maxThroughput, steadyRate, type LoadResult, type RequestSpec, type Workload } from "./load.js";
 import { mysqlReachable, prepareDatabase, seedMarket, smallKvCache, type Dialect } from "./market.js";
 import { cpuMsOf, freePort, localDatabaseServerPid, runNode, startServer, type ChildServer } from "./processes.js";
-import { renderReport, type BenchReport, type DialectReport, type ScenarioResult } from "./report.js";
+import { renderReport, type BenchReport, type DialectReport, type MeasuredLoad, type ScenarioResult } from "./report.js";
 import {
   BROWSE_INPUT,
   chainUseWorkload,
@@ -54,6 +54,7 @@ const SERVE = env.BENCH_FROM_SOURCE === "1" ? [...TSX, resolve(ROOT, "packages/s
 const DURATION_S = Number(env.BENCH_DURATION_S ?? 5);
 const WARMUP_S = Number(env.BENCH_WARMUP_S ?? 1);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 32);
+const SLICES = Number(env.BENCH_SLICES ?? 5);
 const ONLY = env.BENCH_SCENARIOS ? new Set(env.BENCH_SCENARIOS.split(",")) : undefined;
 const SKIP = new Set((env.BENCH_SKIP ?? "").split(",").filter(Boolean));
 const PROFILE_DIR = env.BENCH_CPU_PROF_DIR ? resolve(env.BENCH_CPU_PROF_DIR) : undefined;
@@ -212,37 +213,71 @@ async function checkWorkload(name: string, checks: [ChildServer, Workload][]) {
 }
 
 /**
- * Runs a load while sampling the server: peak RSS, and the CPU time it used
- * per request (user + system, from the measured part only), which stays
+ * Samples a server under load: its peak RSS, and the CPU time it used per
+ * request (user + system, over the measured stretches only), which stays
  * comparable when other processes compete for the cores and req/s does not.
  * With the pid of a local database server, its CPU per request too: it shares
  * the cores, so a statement that costs the database more lowers req/s.
+ * `start`/`stop` bracket each measured stretch (one run, or each slice of an
+ * alternating one).
  */
-async function measured<T extends LoadResult>(
-  server: ChildServer,
-  run: (onMeasureStart: () => void) => Promise<T>,
-  databasePid?: number,
-): Promise<T & { rssMb: number; cpuUsPerRequest: number; dbCpuUsPerRequest?: number }> {
+function serverMeter(server: ChildServer, databasePid?: number) {
   let peak = server.rss();
-  let cpuStart = server.cpuMs();
-  let dbCpuStart = databasePid ? cpuMsOf(databasePid) : NaN;
+  let cpuMs = 0;
+  let dbCpuMs = 0;
+  let cpuStart = NaN;
+  let dbCpuStart = NaN;
   const timer = setInterval(() => (peak = Math.max(peak, server.rss())), 250);
-  try {
-    const result = await run(() => {
+  return {
+    start() {
       cpuStart = server.cpuMs();
       if (databasePid) dbCpuStart = cpuMsOf(databasePid);
-    });
-    const perRequest = (ms: number) => (ms * 1000) / Math.max(1, result.requests);
-    const cpuUsPerRequest = perRequest(server.cpuMs() - cpuStart);
-    const dbCpuUsPerRequest = databasePid ? perRequest(cpuMsOf(databasePid) - dbCpuStart) : NaN;
-    return {
-      ...result,
-      rssMb: mb(Math.max(peak, server.rss())),
-      cpuUsPerRequest,
-      ...(Number.isFinite(dbCpuUsPerRequest) ? { dbCpuUsPerRequest } : {}),
-    };
+    },
+    stop() {
+      cpuMs += server.cpuMs() - cpuStart;
+      if (databasePid) dbCpuMs += cpuMsOf(databasePid) - dbCpuStart;
+    },
+    close: () => clearInterval(timer),
+    result<T extends LoadResult>(load: T): T & MeasuredLoad {
+      const perRequest = (ms: number) => (ms * 1000) / Math.max(1, load.requests);
+      const dbCpuUsPerRequest = databasePid ? perRequest(dbCpuMs) : NaN;
+      return {
+        ...load,
+        rssMb: mb(Math.max(peak, server.rss())),
+        cpuUsPerRequest: perRequest(cpuMs),
+        ...(Number.isFinite(dbCpuUsPerRequest) ? { dbCpuUsPerRequest } : {}),
+      };
+    },
+  };
+}
+
+/** One contiguous load run on one server, metered from `onMeasureStart` (after its warm-up) to its end. */
+async function measured<T extends LoadResult>(server: ChildServer, run: (onMeasureStart: () => void) => Promise<T>, databasePid?: number) {
+  const meter = serverMeter(server, databasePid);
+  meter.start();
+  try {
+    const load = await run(() => meter.start());
+    meter.stop();
+    return meter.result(load);
   } finally {
-    clearInterval(timer);
+    meter.close();
+  }
+}
+
+/** The maximum throughput of each server (the service and its baseline), measured in alternating slices, each server metered over its own. */
+async function measuredMaxThroughputs(
+  sides: [[ChildServer, Workload], ...[ChildServer, Workload][]],
+  databasePid?: number,
+): Promise<[MeasuredLoad, ...(MeasuredLoad | undefined)[]]> {
+  const meters = sides.map(([server]) => serverMeter(server, databasePid));
+  try {
+    const loads = await alternatingMaxThroughput(
+      sides.map(([server, workload], i) => ({ url: server.url, workload, onSliceStart: meters[i]!.start, onSliceEnd: meters[i]!.stop })),
+      { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, slices: SLICES },
+    );
+    return loads.map((load, i) => meters[i]!.result(load)) as [MeasuredLoad, ...MeasuredLoad[]];
+  } finally {
+    for (const meter of meters) meter.close();
   }
 }
 
@@ -355,9 +390,12 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
     for (const scenario of scenarios) {
       if (ONLY && !ONLY.has(scenario.name)) continue;
       const baselineWorkload = scenario.baselineWorkload ?? scenario.workload;
-      await checkWorkload(scenario.name, [[scenario.service, scenario.workload()], ...(scenario.baseline ? [[baseline, baselineWorkload()] as [ChildServer, Workload]] : [])]);
+      const sides: [[ChildServer, Workload], ...[ChildServer, Workload][]] = [
+        [scenario.service, scenario.workload()],
+        ...(scenario.baseline ? [[baseline, baselineWorkload()] as [ChildServer, Workload]] : []),
+      ];
+      await checkWorkload(scenario.name, sides);
       log(`${dialect}: ${scenario.name}`);
-      const options = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S };
       const halfLoad = async (server: ChildServer, maximum: LoadResult, workload: Workload) => {
         if (!scenario.steady || SKIP.has("steady")) return undefined;
         const rate = Math.max(1, Math.round(maximum.rps / 2));
@@ -367,17 +405,14 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
           databasePid,
         );
       };
-      // Each server's half-load run follows its own maximum run (a database still busy after the other's would bias it).
-      const ours = await measured(
-        scenario.service,
-        (onMeasureStart) => maxThroughput(scenario.service.url, scenario.workload(), { ...options, onMeasureStart }),
-        databasePid,
-      );
+      const [ours, bare] = await measuredMaxThroughputs(sides, databasePid);
+      // The server whose slice came last runs its half-load first, right after its own maximum (after the
+      // other server's, MariaDB was still busy: 47–68 ms against 16–17 ms for the same run).
+      const bareHalfLoad = async () => (bare ? halfLoad(baseline, bare, baselineWorkload()) : undefined);
+      const baselineLast = SLICES % 2 === 1; // slices alternate A B, B A, A B…
+      let bareHalf = baselineLast ? await bareHalfLoad() : undefined;
       const oursHalf = await halfLoad(scenario.service, ours, scenario.workload());
-      const bare = scenario.baseline
-        ? await measured(baseline, (onMeasureStart) => maxThroughput(baseline.url, baselineWorkload(), { ...options, onMeasureStart }), databasePid)
-        : undefined;
-      const bareHalf = bare ? await halfLoad(baseline, bare, baselineWorkload()) : undefined;
+      if (!baselineLast) bareHalf = await bareHalfLoad();
       const result: ScenarioResult = {
         name: scenario.name,
         title: scenario.title,
@@ -456,7 +491,7 @@ async function main() {
       platform: `${process.platform} ${process.arch}`,
       loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
     },
-    settings: { durationS: DURATION_S, warmupS: WARMUP_S, connections: CONNECTIONS, listings: LISTINGS, chains: CHAINS },
+    settings: { durationS: DURATION_S, warmupS: WARMUP_S, connections: CONNECTIONS, listings: LISTINGS, chains: CHAINS, slices: SLICES },
     dialects: [],
   };
   for (const dialect of dialects) {
