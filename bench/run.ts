@@ -293,6 +293,8 @@ interface Scenario {
   baselineWorkload?: () => Workload;
   /** measured again at half the maximum rate for the p99 target */
   steady?: boolean;
+  /** its requests write (left out of the warm-up, see `warmUp`) */
+  writes?: boolean;
 }
 
 /** Requests of several workloads in turn, each workload numbering its own. */
@@ -307,11 +309,10 @@ function roundRobin(workloads: Workload[]): Workload {
 }
 
 /**
- * Before the first scenario, each server runs the requests of every scenario
- * it will serve, in turn, for `JIT_WARMUP_S` seconds (not measured; publishes,
- * purchases and uses write as they do in their scenarios). Without it, a
- * server process met a request path for the first time in the scenario that
- * measured it. The baseline had already served the uncached browse's query
+ * Before the first scenario, each server runs the requests of every
+ * read-only scenario it will serve, in turn, for `JIT_WARMUP_S` seconds (not
+ * measured). Without it, a server process met a request path for the first
+ * time in the scenario that measured it. The baseline had already served the uncached browse's query
  * in the cached-browse scenario before. The service's cache-off process had
  * served it only once, in the scenario's check request. With `--trace-opt`,
  * V8 optimized 293 functions of that process during the scenario's 1 s
@@ -324,7 +325,10 @@ async function warmUp(scenarios: Scenario[], baseline: ChildServer) {
   if (JIT_WARMUP_S <= 0) return;
   const byServer = new Map<ChildServer, Workload[]>();
   const add = (server: ChildServer, workload: Workload) => byServer.set(server, [...(byServer.get(server) ?? []), workload]);
-  for (const scenario of scenarios) {
+  // Writes are left out: with a warm-up that also published, purchased and used chains, /health read 0.91× and
+  // 0.78× on SQLite and 0.85× and 0.87× on MariaDB (1.03–1.05× / 0.96–0.99× in the runs before), and the database
+  // the read scenarios measure was no longer the seeded one. Both servers meet the write paths first in their scenarios.
+  for (const scenario of scenarios.filter((s) => !s.writes)) {
     add(scenario.service, scenario.workload());
     if (scenario.baseline) add(baseline, (scenario.baselineWorkload ?? scenario.workload)());
   }
@@ -420,10 +424,10 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
       { name: "rest-browse-nocache", title: "REST browse, read cache off", service: uncached, workload: () => restBrowseWorkload(refs), baseline: true, steady: true },
       { name: "trpc-browse", title: "tRPC browse (typed client wire format), cache on", service, workload: () => trpcBrowseWorkload(refs), baseline: true, baselineWorkload: () => restBrowseWorkload(refs) },
       { name: "trpc-browse-nocache", title: "tRPC browse, cache off", service: uncached, workload: () => trpcBrowseWorkload(refs), baseline: true, baselineWorkload: () => restBrowseWorkload(refs) },
-      { name: "publish", title: "REST publish (2.6 kB payload)", service, workload: () => publishWorkload(refs, publishes), baseline: true, steady: true },
-      { name: "purchase", title: "REST purchase", service, workload: () => purchaseWorkload(refs, purchases), baseline: true, steady: true },
-      { name: "chain-use", title: "REST reasoning-chain use", service, workload: () => chainUseWorkload(refs), baseline: true },
-      { name: "mixed", title: "mixed: 90% browse / 10% trades", service, workload: () => mixedWorkload(refs, purchases), baseline: true },
+      { name: "publish", title: "REST publish (2.6 kB payload)", service, workload: () => publishWorkload(refs, publishes), baseline: true, writes: true, steady: true },
+      { name: "purchase", title: "REST purchase", service, workload: () => purchaseWorkload(refs, purchases), baseline: true, writes: true, steady: true },
+      { name: "chain-use", title: "REST reasoning-chain use", service, workload: () => chainUseWorkload(refs), baseline: true, writes: true },
+      { name: "mixed", title: "mixed: 90% browse / 10% trades", service, workload: () => mixedWorkload(refs, purchases), baseline: true, writes: true },
     ];
 
     const selected = scenarios.filter((scenario) => !ONLY || ONLY.has(scenario.name));
