@@ -47,6 +47,9 @@ export interface AlternatingSide {
   onSliceEnd?: () => void;
 }
 
+/** The order the servers run in during slice `slice`: A B, then B A, then A B… */
+export const sliceOrder = <T>(sides: readonly T[], slice: number): T[] => (slice % 2 === 0 ? [...sides] : [...sides].reverse());
+
 const percentile = (sorted: number[], p: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN;
 
@@ -91,7 +94,7 @@ export async function alternatingMaxThroughput(
   // autocannon stops on a whole second: a slice lasts whole seconds
   const sliceS = Math.max(1, Math.round(options.durationS / slices));
   for (let slice = 0; slice < slices; slice++)
-    for (const s of slice % 2 === 0 ? state : [...state].reverse()) {
+    for (const s of sliceOrder(state, slice)) {
       s.side.onSliceStart?.();
       await run(s, sliceS, true);
       s.side.onSliceEnd?.();

@@ -13,7 +13,8 @@
  *
  * Settings (environment): BENCH_DIALECTS (sqlite,mysql), BENCH_DURATION_S (5),
  * BENCH_SLICES (5: the service and the baseline take turns, slice by slice), BENCH_WARMUP_S (1),
- * BENCH_JIT_WARMUP_S (8: every server runs all its scenarios' requests before the first scenario), BENCH_CONNECTIONS (32), BENCH_IDLE_CONNECTIONS (15000,
+ * BENCH_JIT_WARMUP_S (8: every server runs its read-only scenarios' requests before the first scenario),
+ * BENCH_CONNECTIONS (32), BENCH_IDLE_CONNECTIONS (15000,
  * capped by the open-files limit), BENCH_SCENARIOS (comma list to run only
  * some), BENCH_SKIP (comma list: kernel, alignment, payloads, idle, steady),
  * BENCH_CPU_PROF_DIR (run the service and the baseline with --cpu-prof, profiles there),
@@ -27,7 +28,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createMemoryExchangeClient } from "@memory-exchange/client";
-import { alternatingMaxThroughput, maxThroughput, steadyRate, type LoadResult, type RequestSpec, type Workload } from "./load.js";
+import { alternatingMaxThroughput, maxThroughput, sliceOrder, steadyRate, type LoadResult, type RequestSpec, type Workload } from "./load.js";
 import { mysqlReachable, prepareDatabase, seedMarket, smallKvCache, type Dialect } from "./market.js";
 import { cpuMsOf, freePort, localDatabaseServerPid, runNode, startServer, type ChildServer } from "./processes.js";
 import { renderReport, type BenchReport, type DialectReport, type MeasuredLoad, type ScenarioResult } from "./report.js";
@@ -312,9 +313,9 @@ function roundRobin(workloads: Workload[]): Workload {
  * Before the first scenario, each server runs the requests of every
  * read-only scenario it will serve, in turn, for `JIT_WARMUP_S` seconds (not
  * measured). Without it, a server process met a request path for the first
- * time in the scenario that measured it. The baseline had already served the uncached browse's query
- * in the cached-browse scenario before. The service's cache-off process had
- * served it only once, in the scenario's check request. With `--trace-opt`,
+ * time in the scenario that measured it. The baseline had already served the
+ * uncached browse's query in the cached-browse scenario before. The service's
+ * cache-off process had served it only once, in the scenario's check request. With `--trace-opt`,
  * V8 optimized 293 functions of that process during the scenario's 1 s
  * warm-up and 5 s run, against ~30 in each later round of the same
  * measurement, and ~30 after 35 s idle (idle time itself loses nothing).
@@ -456,7 +457,7 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
       // The server whose slice came last runs its half-load first, right after its own maximum (after the
       // other server's, MariaDB was still busy: 47–68 ms against 16–17 ms for the same run).
       const bareHalfLoad = async () => (bare ? halfLoad(baseline, bare, baselineWorkload()) : undefined);
-      const baselineLast = SLICES % 2 === 1; // slices alternate A B, B A, A B…
+      const baselineLast = sliceOrder(["service", "baseline"], SLICES - 1).at(-1) === "baseline";
       let bareHalf = baselineLast ? await bareHalfLoad() : undefined;
       const oursHalf = await halfLoad(scenario.service, ours, scenario.workload());
       if (!baselineLast) bareHalf = await bareHalfLoad();
