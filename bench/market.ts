@@ -5,6 +5,7 @@ import { parseDatabaseUrl } from "../packages/server/src/config.js";
 import * as mysqlSchema from "../packages/server/src/db/mysql-schema.js";
 import { openDatabase, type Database } from "../packages/server/src/db/open-database.js";
 import * as sqliteSchema from "../packages/server/src/db/sqlite-schema.js";
+import { refreshStatistics } from "../packages/server/src/db/sqlite-statistics.js";
 
 /**
  * The benchmark's market: a fresh database per dialect, 10,000 listings and
@@ -129,7 +130,9 @@ export async function seedMarket(
         for (let i = 0; i < listings.length; i += BATCH) tx.insert(sqliteSchema.memoryExchanges).values(listings.slice(i, i + BATCH)).run();
         for (let i = 0; i < chains.length; i += BATCH) tx.insert(sqliteSchema.reasoningChains).values(chains.slice(i, i + BATCH)).run();
       });
-      database.sqlite.pragma("optimize");
+      // As the service does: statistics without STAT4 samples (sqlite-statistics.ts), so the service and the
+      // baseline plan their queries on the same statistics.
+      refreshStatistics(database.sqlite);
     } else {
       const { db } = database;
       await db.transaction(async (tx) => {

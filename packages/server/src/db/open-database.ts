@@ -8,6 +8,7 @@ import type { DatabaseConfig } from "../config.js";
 import * as mysqlSchema from "./mysql-schema.js";
 import { guardQueryTimeouts } from "./query-timeout.js";
 import * as sqliteSchema from "./sqlite-schema.js";
+import { refreshStatistics } from "./sqlite-statistics.js";
 import { startWalCheckpointer } from "./wal-checkpointer.js";
 
 export interface MysqlDatabase {
@@ -51,7 +52,7 @@ async function openSqlite(file: string): Promise<SqliteDatabase> {
   // A busy or read-only database only means no fresh statistics this time.
   const optimize = (mode: string) => {
     try {
-      if (sqlite.open) sqlite.pragma(mode);
+      if (sqlite.open) refreshStatistics(sqlite, mode);
     } catch {
       // keep the previous statistics
     }
