@@ -3,17 +3,19 @@
  * scenario of `pnpm bench`, in its own process so its file descriptors are
  * not the load generator's.
  *
- *   node --import tsx bench/idle-connections.ts <port> <count>
+ *   node --import tsx bench/idle-connections.ts <port> <count>[,<count>…]
  *
  * Each connection sends one `GET /health` (so the server holds a real HTTP
  * keep-alive connection, parser state included), reads the answer, then stays
- * open and silent. Prints `{"open":n,"failed":m}` once all are settled, then
- * holds them until stdin closes or SIGTERM.
+ * open and silent. Opens up to each count in turn: prints `{"open":n,"failed":m}`
+ * once that many are settled, and waits for a line on stdin before the next
+ * count. After the last, holds them until stdin closes or SIGTERM.
  */
 import { connect, type Socket } from "node:net";
+import { createInterface } from "node:readline";
 
 const port = Number(process.argv[2]);
-const count = Number(process.argv[3]);
+const counts = process.argv[3]!.split(",").map(Number);
 const CONCURRENCY = 200;
 const REQUEST = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n";
 
@@ -46,21 +48,25 @@ function openOne(): Promise<void> {
 }
 
 let next = 0;
-async function worker() {
+async function worker(count: number) {
   while (next < count) {
     next++;
     await openOne();
   }
 }
 
-await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, worker));
-const open = sockets.filter((s) => !s.destroyed).length;
-process.stdout.write(`${JSON.stringify({ open, failed })}\n`);
-
 const release = () => {
   for (const socket of sockets) socket.destroy();
   process.exit(0);
 };
 process.stdin.on("end", release);
-process.stdin.resume();
 process.once("SIGTERM", release);
+
+const input = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+for (const [i, count] of counts.entries()) {
+  if (i > 0 && (await input.next()).done) break;
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count - next) }, () => worker(count)));
+  const open = sockets.filter((s) => !s.destroyed).length;
+  process.stdout.write(`${JSON.stringify({ open, failed })}\n`);
+}
+

@@ -24,6 +24,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -339,27 +340,48 @@ async function warmUp(scenarios: Scenario[], baseline: ChildServer) {
   }
 }
 
+/**
+ * RSS per idle connection, two ways: the average over all of them (RSS after
+ * against before), and the marginal cost of the last two thirds (RSS at
+ * `count` against RSS at `count / 3`). The average also carries what a server
+ * allocates once as connections arrive — V8 growing a young generation that
+ * was small when the first one came, pools — the marginal figure does not.
+ */
 async function holdIdleConnections(server: ChildServer, count: number) {
   const port = new URL(server.url).port;
   // Warm the server first so JIT and pools are not counted as connection memory.
   await maxThroughput(server.url, healthWorkload(), { connections: 8, durationS: 1, warmupS: 0 });
   await sleep(1500);
   const before = server.rss();
-  const holder = spawn(process.execPath, [...TSX, IDLE_HOLDER, port, String(count)], { stdio: ["pipe", "pipe", "inherit"] });
-  const line = await new Promise<string>((resolveLine, reject) => {
-    let out = "";
-    holder.stdout.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes("\n")) resolveLine(out.split("\n")[0]!);
-    });
-    holder.once("exit", (code) => reject(new Error(`idle-connection holder exited ${code}`)));
-  });
-  const { open, failed } = JSON.parse(line) as { open: number; failed: number };
-  await sleep(2000);
-  const after = server.rss();
+  const first = Math.round(count / 3);
+  const holder = spawn(process.execPath, [...TSX, IDLE_HOLDER, port, `${first},${count}`], { stdio: ["pipe", "pipe", "inherit"] });
+  const exited = new Promise<never>((_, reject) => holder.once("exit", (code) => reject(new Error(`idle-connection holder exited ${code}`))));
+  exited.catch(() => undefined);
+  const lines = createInterface({ input: holder.stdout })[Symbol.asyncIterator]();
+  /** The holder's next report once it has settled, with the server's RSS 2 s later. */
+  const step = async () => {
+    const line = await Promise.race([lines.next(), exited]);
+    if (line.done) throw new Error("idle-connection holder closed its output");
+    const { open, failed } = JSON.parse(line.value) as { open: number; failed: number };
+    await sleep(2000);
+    return { open, failed, rss: server.rss() };
+  };
+  const third = await step();
+  holder.stdin.write("next\n");
+  const all = await step();
   holder.stdin.end();
   await new Promise((r) => holder.once("exit", r));
-  return { requested: count, open, failed, rssBeforeMb: mb(before), rssAfterMb: mb(after), bytesPerConnection: open ? (after - before) / open : NaN };
+  return {
+    requested: count,
+    open: all.open,
+    failed: all.failed,
+    rssBeforeMb: mb(before),
+    openAtThird: third.open,
+    rssAtThirdMb: mb(third.rss),
+    rssAfterMb: mb(all.rss),
+    bytesPerConnection: all.open ? (all.rss - before) / all.open : NaN,
+    marginalBytesPerConnection: all.open > third.open ? (all.rss - third.rss) / (all.open - third.open) : NaN,
+  };
 }
 
 /**
