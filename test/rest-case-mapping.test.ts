@@ -33,6 +33,24 @@ describe("schema-driven snake_case mapping", () => {
     });
   });
 
+  it("a closed object's generated converter reads declared keys only, leaves undefined fields out of the JSON and refuses __proto__", () => {
+    const schema = {
+      type: "object",
+      additionalProperties: false,
+      properties: { sellerId: { type: "integer" }, createdAt: { type: "string", format: "date-time" }, note: { type: "string" } },
+    };
+    const toRest = compileOutputConverter(schema);
+    const createdAt = new Date("2026-01-02T03:04:05.678Z");
+    expect(JSON.stringify(toRest({ sellerId: 1, createdAt, extra: 2 }))).toBe('{"seller_id":1,"created_at":"2026-01-02T03:04:05.678Z"}');
+    expect(JSON.stringify(toRest({ sellerId: 1, createdAt: undefined, note: "n" }))).toBe('{"seller_id":1,"note":"n"}');
+    // keys are quoted, not pasted into the generated code
+    const quoted = compileOutputConverter({ type: "object", additionalProperties: false, properties: { 'a"b': { type: "string" } } });
+    expect(quoted({ 'a"b': "x" })).toEqual({ 'a"b': "x" });
+    expect(() => compileOutputConverter({ type: "object", additionalProperties: false, properties: { ["__proto__"]: { type: "string" } } })).toThrow(
+      /__proto__/,
+    );
+  });
+
   it("maps body keys (snake or camel) and coerces query strings by the input schema's types", () => {
     const publish = compileInputMapper(procedureSchemas("memory.publish").input);
     const kv = { sourceModel: "m", some_key: { innerCamel: 1 } };
