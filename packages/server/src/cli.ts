@@ -7,7 +7,6 @@ import { openDatabase } from "./db/open-database.js";
 import { createApiKey, listApiKeys, revokeApiKey, ApiKeyVerifier } from "./domain/api-keys.js";
 import { DomainError } from "./errors.js";
 import { buildServer } from "./http/build-server.js";
-import { settleHeap } from "./settle-heap.js";
 import { createStore } from "./store/create-store.js";
 import { VERSION } from "./version.js";
 
@@ -150,10 +149,8 @@ async function keys(config: Config, args: string[]): Promise<number> {
 
 async function serve(config: Config): Promise<number> {
   const server = await buildServer(config);
-  // Boot garbage goes before the first connection, not onto it (settle-heap.ts).
-  const bootGcMs = await settleHeap();
   const address = await server.listen();
-  server.app.log.info({ address, dialect: server.database.dialect, version: VERSION, bootGcMs }, "memory-exchange listening");
+  server.app.log.info({ address, dialect: server.database.dialect, version: VERSION }, "memory-exchange listening");
   return new Promise((resolve) => {
     const stop = (signal: string) => {
       server.app.log.info({ signal }, "shutting down: draining in-flight requests");
