@@ -18,11 +18,16 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A file database with an indexed column (100 values), analyzed the plain way: STAT4 samples included. */
-function analyzedDatabase() {
+/** A fresh database file in a directory removed after the test. */
+function databaseFile() {
   const dir = mkdtempSync(join(tmpdir(), "mx-stats-"));
   dirs.push(dir);
-  const file = join(dir, "db.sqlite");
+  return join(dir, "db.sqlite");
+}
+
+/** A file database with an indexed column (100 values), analyzed the plain way: STAT4 samples included. */
+function analyzedDatabase() {
+  const file = databaseFile();
   const sqlite = new BetterSqlite3(file);
   sqlite.exec("CREATE TABLE listings (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, price INTEGER NOT NULL)");
   sqlite.exec("CREATE INDEX listings_kind_idx ON listings (kind)");
@@ -52,9 +57,7 @@ describe("refreshStatistics", () => {
   });
 
   test("a database without statistics or samples is left as it is", () => {
-    const dir = mkdtempSync(join(tmpdir(), "mx-stats-"));
-    dirs.push(dir);
-    const sqlite = new BetterSqlite3(join(dir, "db.sqlite"));
+    const sqlite = new BetterSqlite3(databaseFile());
     sqlite.exec("CREATE TABLE t (id INTEGER PRIMARY KEY)");
 
     expect(() => refreshStatistics(sqlite)).not.toThrow();

@@ -21,7 +21,7 @@ export function refreshStatistics(sqlite: BetterSqlite3.Database, pragma = "opti
 }
 
 /** Deletes STAT4 samples, if any, and reloads this connection's statistics. */
-export function dropIndexSamples(sqlite: BetterSqlite3.Database): void {
+function dropIndexSamples(sqlite: BetterSqlite3.Database): void {
   const hasTable = sqlite.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'sqlite_stat4'").pluck().get();
   if (!hasTable || !sqlite.prepare("SELECT 1 FROM sqlite_stat4 LIMIT 1").pluck().get()) return;
   sqlite.exec("DELETE FROM sqlite_stat4; ANALYZE sqlite_schema");

@@ -82,22 +82,10 @@ function compileClosedObject(fields: Field[]): (value: Record<string, unknown>) 
   return build(converters);
 }
 
-/** A function turning a procedure output (camelCase, Dates) into its REST form (snake_case, ISO strings). */
-export function compileOutputConverter(schema: JsonSchema): Convert {
-  const properties = objectProperties(schema);
-  const items = arrayItems(schema);
-  if (properties.size === 0 && !items) return leaf;
-
-  // A field copied as is has no converter: most of a page's fields, which then cost one load and one store.
-  const fields: Field[] = [...properties].map(([key, sub]) => ({ key, name: camelToSnake(key), convert: isPlainScalar(sub) ? undefined : compileOutputConverter(sub) }));
+/** The converter of an open object (a union's merged members): its own keys enumerated, declared ones renamed. */
+function compileOpenObject(fields: Field[]): (value: Record<string, unknown>) => Record<string, unknown> {
   const byKey = new Map(fields.map((field) => [field.key, field]));
-  const convertItem = items ? compileOutputConverter(items) : leaf;
-  // A closed object (every output object Zod declares: `additionalProperties: false`) holds only its
-  // declared keys once the output is validated: they are read by name, not enumerated.
-  const closed = schema.additionalProperties === false && variants(schema).length === 0;
-
-  const convertClosed = compileClosedObject(fields);
-  const convertOpen = (value: Record<string, unknown>) => {
+  return (value) => {
     const out: Record<string, unknown> = {};
     for (const key in value) {
       const field = byKey.get(key);
@@ -108,7 +96,21 @@ export function compileOutputConverter(schema: JsonSchema): Convert {
     }
     return out;
   };
-  const convertObject = closed ? convertClosed : convertOpen;
+}
+
+/** A function turning a procedure output (camelCase, Dates) into its REST form (snake_case, ISO strings). */
+export function compileOutputConverter(schema: JsonSchema): Convert {
+  const properties = objectProperties(schema);
+  const items = arrayItems(schema);
+  if (properties.size === 0 && !items) return leaf;
+
+  // A field copied as is has no converter: most of a page's fields, which then cost one load and one store.
+  const fields: Field[] = [...properties].map(([key, sub]) => ({ key, name: camelToSnake(key), convert: isPlainScalar(sub) ? undefined : compileOutputConverter(sub) }));
+  const convertItem = items ? compileOutputConverter(items) : leaf;
+  // A closed object (every output object Zod declares: `additionalProperties: false`) holds only its
+  // declared keys once the output is validated: they are read by name, not enumerated.
+  const closed = schema.additionalProperties === false && variants(schema).length === 0;
+  const convertObject = closed ? compileClosedObject(fields) : compileOpenObject(fields);
 
   return (value) => {
     if (Array.isArray(value)) return items ? value.map(convertItem) : value;
