@@ -44,7 +44,19 @@ const envSchema = z.object({
 
 export type DatabaseConfig =
   | { dialect: "sqlite"; file: string }
-  | { dialect: "mysql"; host: string; port: number; user: string; password: string; database: string; ssl: boolean; poolSize: number; queryTimeoutMs?: number };
+  | {
+      dialect: "mysql";
+      host: string;
+      port: number;
+      /** a Unix socket on this host, used instead of host and port */
+      socketPath?: string;
+      user: string;
+      password: string;
+      database: string;
+      ssl: boolean;
+      poolSize: number;
+      queryTimeoutMs?: number;
+    };
 
 export interface Config {
   database: DatabaseConfig;
@@ -95,10 +107,13 @@ export function parseDatabaseUrl(url: string | undefined, poolSize = 10): Databa
     const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
     if (!database) throw new ConfigError("DATABASE_URL must name a database: mysql://user:pass@host:port/db");
     const sslParam = parsed.searchParams.get("ssl") ?? parsed.searchParams.get("tls");
+    const socketPath = parsed.searchParams.get("socket");
+    if (socketPath === "") throw new ConfigError("DATABASE_URL socket= needs the path of the server's Unix socket");
     return {
       dialect: "mysql",
       host: parsed.hostname,
       port: parsed.port ? Number(parsed.port) : 3306,
+      ...(socketPath ? { socketPath } : {}),
       user: decodeURIComponent(parsed.username),
       password: decodeURIComponent(parsed.password),
       database,
@@ -106,15 +121,19 @@ export function parseDatabaseUrl(url: string | undefined, poolSize = 10): Databa
       poolSize,
     };
   }
-  // The Go driver's DSN: user:password@tcp(host:port)/database?params
-  const go = /^(?<user>[^:@]*)(?::(?<password>[^@]*))?@tcp\((?<host>[^:)]+)(?::(?<port>\d+))?\)\/(?<database>[^?]+)(?:\?(?<params>.*))?$/.exec(value);
+  // The Go driver's DSN: user:password@tcp(host:port)/database?params, or @unix(/path/to/socket)
+  const go =
+    /^(?<user>[^:@]*)(?::(?<password>[^@]*))?@(?:tcp\((?<host>[^:)]+)(?::(?<port>\d+))?\)|unix\((?<socket>[^)]+)\))\/(?<database>[^?]+)(?:\?(?<params>.*))?$/.exec(
+      value,
+    );
   if (go?.groups) {
     const params = new URLSearchParams(go.groups.params ?? "");
     const tls = params.get("tls");
     return {
       dialect: "mysql",
-      host: go.groups.host!,
+      host: go.groups.host ?? "localhost",
       port: go.groups.port ? Number(go.groups.port) : 3306,
+      ...(go.groups.socket ? { socketPath: go.groups.socket } : {}),
       user: go.groups.user ?? "",
       password: go.groups.password ?? "",
       database: go.groups.database!,
@@ -123,7 +142,7 @@ export function parseDatabaseUrl(url: string | undefined, poolSize = 10): Databa
     };
   }
   throw new ConfigError(
-    "DATABASE_URL must be mysql://user:pass@host:port/db, user:pass@tcp(host:port)/db, or file:path",
+    "DATABASE_URL must be mysql://user:pass@host:port/db[?socket=/path], user:pass@tcp(host:port)/db, user:pass@unix(/path)/db, or file:path",
   );
 }
 

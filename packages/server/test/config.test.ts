@@ -42,6 +42,26 @@ describe("DATABASE_URL forms", () => {
     expect(parseDatabaseUrl("u:p@tcp(gw.tidbcloud.com:4000)/db?tls=true&parseTime=true")).toMatchObject({ ssl: true, port: 4000 });
   });
 
+  test("a server on this host through its Unix socket, in either form", () => {
+    expect(parseDatabaseUrl("mysql://app:pw@localhost/market?socket=%2Frun%2Fmysqld%2Fmysqld.sock")).toMatchObject({
+      dialect: "mysql",
+      socketPath: "/run/mysqld/mysqld.sock",
+      user: "app",
+      password: "pw",
+      database: "market",
+    });
+    expect(parseDatabaseUrl("mysql://root@localhost/test?socket=/tmp/mysql.sock")).toMatchObject({ socketPath: "/tmp/mysql.sock" });
+    expect(parseDatabaseUrl("user:password@unix(/var/run/mysqld/mysqld.sock)/database?parseTime=true")).toMatchObject({
+      dialect: "mysql",
+      socketPath: "/var/run/mysqld/mysqld.sock",
+      user: "user",
+      password: "password",
+      database: "database",
+    });
+    expect(parseDatabaseUrl("mysql://root@127.0.0.1/test")).not.toHaveProperty("socketPath");
+    expect(() => parseDatabaseUrl("mysql://root@localhost/test?socket=")).toThrow(/socket= needs the path/);
+  });
+
   test("anything else is a configuration error naming the accepted forms", () => {
     expect(() => parseDatabaseUrl("postgres://x@y/z")).toThrow(ConfigError);
     expect(() => parseDatabaseUrl("mysql://root@localhost")).toThrow(/must name a database/);
