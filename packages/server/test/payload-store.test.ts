@@ -113,6 +113,28 @@ for (const dialect of await testDialects()) {
       expect(Buffer.compare((await payloads.read(digest))!, bytes)).toBe(0);
     });
 
+    test("the same new bytes put at once by several owners: one payload, its chunks once, every owner recorded", async () => {
+      const bytes = new Uint8Array(PAYLOAD_CHUNK_BYTES + 77).map((_, i) => (i * 13) % 256);
+      const digest = digestOf(10);
+      const owners = [21, 22, 23, 24, 25];
+      await Promise.all(owners.map((ownerId) => payloads.put({ digest, kind: "kv-cache", tensors: "{}", bytes, ownerId })));
+      expect(await count(database, "mx_payloads", "digest = ?", [digest])).toBe(1);
+      expect(await count(database, "mx_payload_chunks", "digest = ?", [digest])).toBe(2);
+      for (const ownerId of owners) expect(await payloads.isOwner(digest, ownerId)).toBe(true);
+      expect(Buffer.compare((await payloads.read(digest))!, bytes)).toBe(0);
+    });
+
+    test("a put of bytes a finished upload already holds records the owner and writes no chunk", async () => {
+      const uploaded = await upload(4, digestOf(11), 2);
+      await uploaded.finish();
+      const chunksBefore = await count(database, "mx_payload_chunks");
+      const bytes = new Uint8Array(uploaded.size);
+      await payloads.put({ digest: digestOf(11), kind: "kv-cache", tensors: "{}", bytes, ownerId: 5 });
+      expect(await count(database, "mx_payload_chunks")).toBe(chunksBefore);
+      expect(await payloads.info(digestOf(11))).toMatchObject({ chunkKey: uploaded.uploadId, chunkCount: 2 });
+      expect(await payloads.isOwner(digestOf(11), 5)).toBe(true);
+    });
+
     test("infoWithBytes: the info, with the bytes of a one-chunk payload within the size asked, wherever its chunk is stored", async () => {
       const small = new Uint8Array(300).map((_, i) => (i * 7) % 256);
       const digest = digestOf(8);

@@ -3,7 +3,7 @@ import { and, eq, lt, lte, sql } from "drizzle-orm";
 import type { ResultSetHeader, RowDataPacket } from "mysql2";
 import { payloadChunks, payloadOwners, payloads, payloadUploads } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
-import { runSql, type Queryable } from "./mysql-transaction.js";
+import { inMysqlTransaction, isDuplicateKey, runSql, type Queryable } from "./mysql-transaction.js";
 import { lazy, mysqlSelectRows } from "./prepared.js";
 import {
   asBuffer,
@@ -25,7 +25,7 @@ const infoColumns = {
   chunkKey: payloads.chunkKey,
 };
 
-/** The MySQL payload store, plus `putOn`: `put` run on a connection, inside the caller's transaction. */
+/** The MySQL payload store, plus `putOn`: `put` run on a connection inside the caller's transaction (it needs one). */
 export interface MysqlPayloadStore extends PayloadStore {
   putOn(connection: Queryable, payload: NewPayload): Promise<void>;
 }
@@ -98,35 +98,41 @@ export function createMysqlPayloadStore(database: MysqlDatabase): MysqlPayloadSt
     db
       .insert(payloads)
       .values({ digest: ph("digest"), size: ph("size"), chunkCount: ph("chunkCount"), kind: ph("kind"), tensors: ph("tensors") })
-      .onDuplicateKeyUpdate({ set: { digest: sql`digest` } })
       .toSQL(),
   );
-  const payloadExists = "SELECT 1 FROM mx_payloads WHERE digest = ? LIMIT 1";
 
+  /**
+   * The payload row first: its primary key settles publishes of the same
+   * bytes (a second one waits for the first's transaction, then finds the
+   * row), and finding it saves sending the bytes again. The chunks follow only
+   * for a new payload; the transaction makes the row and its chunks appear
+   * together. One round trip fewer than looking the digest up first.
+   */
   const putOn = async (on: Queryable, payload: NewPayload) => {
-    const [found] = await on.execute<RowDataPacket[]>(payloadExists, [payload.digest]);
-    if (found.length === 0) {
-      let chunkCount = 0;
-      for (const chunk of chunksOf(payload.bytes)) {
-        // A concurrent publish of the same payload writes identical chunks: keep the first.
+    const chunks = [...chunksOf(payload.bytes)];
+    const row = { digest: payload.digest, size: payload.bytes.length, chunkCount: chunks.length, kind: payload.kind, tensors: payload.tensors };
+    const created = await runSql(on, insertPayloadSql(), row).then(
+      () => true,
+      (error: unknown) => {
+        if (isDuplicateKey(error)) return false;
+        throw error;
+      },
+    );
+    if (created)
+      for (const chunk of chunks)
+        // A chunk left by an interrupted write of an older version stays as it was: same digest, same bytes.
         await on.execute("INSERT INTO mx_payload_chunks (digest, seq, data) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE seq = seq", [
           payload.digest,
           chunk.seq,
           asBuffer(chunk.data),
         ]);
-        chunkCount++;
-      }
-      // The payload row is written last: its presence means every chunk is there.
-      const row = { digest: payload.digest, size: payload.bytes.length, chunkCount, kind: payload.kind, tensors: payload.tensors };
-      await runSql(on, insertPayloadSql(), row);
-    }
     await runSql(on, insertOwnerSql(), { digest: payload.digest, userId: payload.ownerId });
   };
 
   const store: MysqlPayloadStore = {
     putOn,
 
-    put: (payload) => putOn(pool, payload),
+    put: (payload) => inMysqlTransaction(pool, (connection) => putOn(connection, payload)),
 
     async info(digest) {
       const [row] = await infoOf()({ digest });

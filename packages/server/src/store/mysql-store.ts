@@ -1,12 +1,11 @@
 import { centsToDecimalString, decimalStringToCents } from "@memory-exchange/shared";
-import { causes } from "../errors.js";
 import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import type { ResultSetHeader } from "mysql2";
 import { isMigrated } from "../db/migrate.js";
 import { apiKeys, memoryExchanges as ex, reasoningChains as rc } from "../db/mysql-schema.js";
 import type { MysqlDatabase } from "../db/open-database.js";
 import { createMysqlPayloadStore } from "./mysql-payload-store.js";
-import { inMysqlTransaction, runSql } from "./mysql-transaction.js";
+import { inMysqlTransaction, isDuplicateKey, runSql } from "./mysql-transaction.js";
 import { filterShape, lazy, mysqlSelectRows, placeholderFilter, StatementCache } from "./prepared.js";
 import {
   chainBrowseWhere,
@@ -323,9 +322,4 @@ export function createMysqlStore(database: MysqlDatabase): Store {
     close: () => database.close(),
   };
   return store;
-}
-
-function isDuplicateKey(error: unknown): boolean {
-  for (const e of causes(error)) if ((e as { code?: unknown }).code === "ER_DUP_ENTRY") return true;
-  return false;
 }

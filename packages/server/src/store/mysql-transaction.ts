@@ -1,6 +1,13 @@
 import { fillPlaceholders } from "drizzle-orm";
 import type { Pool, PoolConnection } from "mysql2/promise";
 import { isQueryTimeout } from "../db/query-timeout.js";
+import { causes } from "../errors.js";
+
+/** A unique or primary key refused the row (the driver's error, or Drizzle's wrapping it). */
+export function isDuplicateKey(error: unknown): boolean {
+  for (const e of causes(error)) if ((e as { code?: unknown }).code === "ER_DUP_ENTRY") return true;
+  return false;
+}
 
 /** A pool or one of its connections: both run statements the same way. */
 export type Queryable = Pick<PoolConnection, "query" | "execute">;

@@ -1,12 +1,11 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import type { MysqlDatabase } from "../../db/open-database.js";
+import { isDuplicateKey } from "../../store/mysql-transaction.js";
 import type { IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
 
 const COLUMNS =
   "id, request_hash AS requestHash, state, status_code AS statusCode, content_type AS contentType, " +
   "chunk_count AS chunkCount, created_at AS createdAt, locked_at AS lockedAt";
-
-const isDuplicateKey = (error: unknown) => (error as { code?: unknown }).code === "ER_DUP_ENTRY";
 
 /** MySQL / MariaDB / TiDB: plain INSERT (a duplicate is ER_DUP_ENTRY), BIGINTs come back as strings or numbers. */
 export function createMysqlIdempotencyStore(database: MysqlDatabase): IdempotencyStore {
