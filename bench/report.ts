@@ -12,6 +12,9 @@ export interface ScenarioResult {
   halfLoad?: HalfLoadResult;
   /** the baseline, open-loop at half its own maximum: what this machine allows a server with no work of its own */
   baselineHalfLoad?: HalfLoadResult;
+  /** another build of the service in the same turns (BENCH_AB), and its req/s ÷ this build's */
+  other?: MeasuredLoad;
+  otherRatio?: number;
 }
 
 /** A load run with the server's peak RSS and CPU per request, and the local database server's CPU per request (MariaDB on this machine) */
@@ -50,7 +53,7 @@ export interface IdleConnectionsResult {
 export interface BenchReport {
   date: string;
   machine: { cpu: string; cores: number; memoryGb: number; node: string; platform: string; loadAverageAtStart: number[] };
-  settings: { durationS: number; warmupS: number; connections: number; listings: number; chains: number; slices?: number };
+  settings: { durationS: number; warmupS: number; connections: number; listings: number; chains: number; slices?: number; otherBuild?: string };
   dialects: DialectReport[];
   skipped?: string[];
   idleConnections?: { openFilesLimit: number; service: IdleConnectionsResult & { idleRssMb: number }; baseline: IdleConnectionsResult };
@@ -150,6 +153,18 @@ export function renderReport(report: BenchReport): string {
         lines.push(
           `| ${s.title} | ${n0(half.targetRate)} | ${ms(half.p50Ms)} | ${ms(half.p99Ms)} | ${half.errors} | ${ms(half.senderLagP99Ms)} | ` +
             `${n0(s.baselineHalfLoad?.targetRate)} | ${ms(s.baselineHalfLoad?.p99Ms)} |`,
+        );
+      }
+    }
+    const compared = d.scenarios.filter((s) => s.other);
+    if (compared.length) {
+      lines.push("", `This build against the other one (\`BENCH_AB=${report.settings.otherBuild ?? "?"}\`), in the same turns:`, "");
+      lines.push("| scenario | this build req/s | CPU µs/req | other build req/s | CPU µs/req | other ÷ this, req/s | other ÷ this, CPU per request |", "|---|--:|--:|--:|--:|--:|--:|");
+      for (const s of compared) {
+        const other = s.other!;
+        lines.push(
+          `| ${s.title} | ${n0(s.service.rps)} | ${n0(s.service.cpuUsPerRequest)} | ${n0(other.rps)} | ${n0(other.cpuUsPerRequest)} | ` +
+            `${n2(s.otherRatio)}× | ${n2(other.cpuUsPerRequest / s.service.cpuUsPerRequest)}× |`,
         );
       }
     }

@@ -20,7 +20,8 @@
  * BENCH_CPU_PROF_DIR (run the service and the baseline with --cpu-prof, profiles there),
  * BENCH_FROM_SOURCE (1: the service runs from its TypeScript sources, so profiles name packages),
  * BENCH_IDLE_SETTLE_S (25: how long a fresh idle service is watched for its settled RSS),
- * MX_BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306/mx_bench).
+ * BENCH_AB (the dist/cli.js of another build of the service: it serves every scenario too, in the same
+ * turns on the same database, and the report compares the two builds), MX_BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306/mx_bench).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -63,6 +64,8 @@ const ONLY = env.BENCH_SCENARIOS ? new Set(env.BENCH_SCENARIOS.split(",")) : und
 const SKIP = new Set((env.BENCH_SKIP ?? "").split(",").filter(Boolean));
 const PROFILE_DIR = env.BENCH_CPU_PROF_DIR ? resolve(env.BENCH_CPU_PROF_DIR) : undefined;
 const IDLE_SETTLE_S = SKIP.has("idle") ? 1 : Number(env.BENCH_IDLE_SETTLE_S ?? 25);
+/** Another build's binary (BENCH_AB): the "other" service, compared with this checkout's. */
+const OTHER_CLI = env.BENCH_AB ? resolve(env.BENCH_AB) : undefined;
 const LISTINGS = 10_000;
 const CHAINS = 1_000;
 
@@ -78,12 +81,18 @@ function openFilesLimit(): number {
   }
 }
 
-async function startService(dialect: Dialect, url: string, extraEnv: Record<string, string> = {}, label = "service"): Promise<ChildServer> {
+async function startService(
+  dialect: Dialect,
+  url: string,
+  extraEnv: Record<string, string> = {},
+  label = "service",
+  serve = SERVE,
+): Promise<ChildServer> {
   const port = await freePort();
   if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   return startServer({
     name: `${label}-${dialect}`,
-    args: SERVE,
+    args: serve,
     nodeFlags: !PROFILE_DIR
       ? []
       : env.BENCH_FROM_SOURCE === "1"
@@ -289,6 +298,8 @@ interface Scenario {
   name: string;
   title: string;
   service: ChildServer;
+  /** the same service from the other build (BENCH_AB) */
+  other?: ChildServer;
   workload: () => Workload;
   baseline: boolean;
   /** what the baseline serves instead, when it has no such route (tRPC → the same SQL over REST) */
@@ -332,6 +343,7 @@ async function warmUp(scenarios: Scenario[], baseline: ChildServer) {
   // the read scenarios measure was no longer the seeded one. Both servers meet the write paths first in their scenarios.
   for (const scenario of scenarios.filter((s) => !s.writes)) {
     add(scenario.service, scenario.workload());
+    if (scenario.other) add(scenario.other, scenario.workload());
     if (scenario.baseline) add(baseline, (scenario.baselineWorkload ?? scenario.workload)());
   }
   for (const [server, workloads] of byServer) {
@@ -428,6 +440,14 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
     // The same service with the read cache off: browse against the driver baseline, query for query.
     const uncached = await startService(dialect, database.url, { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "uncached");
     servers.push(uncached);
+    // The other build, cached and not, on the same database (BENCH_AB).
+    const others = new Map<ChildServer, ChildServer>();
+    if (OTHER_CLI) {
+      const serve = [OTHER_CLI, "serve"];
+      others.set(service, await startService(dialect, database.url, {}, "other", serve));
+      others.set(uncached, await startService(dialect, database.url, { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "other-uncached", serve));
+      servers.push(...others.values());
+    }
 
     const refs: MarketRefs = {
       adminKey,
@@ -453,6 +473,7 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
       { name: "mixed", title: "mixed: 90% browse / 10% trades", service, workload: () => mixedWorkload(refs, purchases), baseline: true, writes: true },
     ];
 
+    for (const scenario of scenarios) scenario.other = others.get(scenario.service);
     const selected = scenarios.filter((scenario) => !ONLY || ONLY.has(scenario.name));
     await warmUp(selected, baseline);
 
@@ -462,6 +483,7 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
       const baselineWorkload = scenario.baselineWorkload ?? scenario.workload;
       const sides: [[ChildServer, Workload], ...[ChildServer, Workload][]] = [
         [scenario.service, scenario.workload()],
+        ...(scenario.other ? [[scenario.other, scenario.workload()] as [ChildServer, Workload]] : []),
         ...(scenario.baseline ? [[baseline, baselineWorkload()] as [ChildServer, Workload]] : []),
       ];
       await checkWorkload(scenario.name, sides);
@@ -475,7 +497,9 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
           databasePid,
         );
       };
-      const [ours, bare] = await measuredMaxThroughputs(sides, databasePid);
+      const [ours, ...rest] = await measuredMaxThroughputs(sides, databasePid);
+      const other = scenario.other ? rest.shift() : undefined;
+      const bare = rest[0];
       // The server whose slice came last runs its half-load first, right after its own maximum (after the
       // other server's, MariaDB was still busy: 47–68 ms against 16–17 ms for the same run).
       const bareHalfLoad = async () => (bare ? halfLoad(baseline, bare, baselineWorkload()) : undefined);
@@ -489,6 +513,7 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
         service: ours,
         baseline: bare,
         ratio: bare ? ours.rps / bare.rps : undefined,
+        ...(other ? { other, otherRatio: other.rps / ours.rps } : {}),
         ...(oursHalf ? { halfLoad: oursHalf } : {}),
         ...(bareHalf ? { baselineHalfLoad: bareHalf } : {}),
       };
@@ -561,7 +586,15 @@ async function main() {
       platform: `${process.platform} ${process.arch}`,
       loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
     },
-    settings: { durationS: DURATION_S, warmupS: WARMUP_S, connections: CONNECTIONS, listings: LISTINGS, chains: CHAINS, slices: SLICES },
+    settings: {
+      durationS: DURATION_S,
+      warmupS: WARMUP_S,
+      connections: CONNECTIONS,
+      listings: LISTINGS,
+      chains: CHAINS,
+      slices: SLICES,
+      ...(OTHER_CLI ? { otherBuild: OTHER_CLI } : {}),
+    },
     dialects: [],
   };
   for (const dialect of dialects) {
