@@ -158,7 +158,7 @@ export function renderReport(report: BenchReport): string {
     }
     const compared = d.scenarios.filter((s) => s.other);
     if (compared.length) {
-      lines.push("", `This build against the other one (\`BENCH_AB=${report.settings.otherBuild ?? "?"}\`), in the same turns:`, "");
+      lines.push("", `This build against the other one (${report.settings.otherBuild ?? "?"}), in the same turns:`, "");
       lines.push("| scenario | this build req/s | CPU µs/req | other build req/s | CPU µs/req | other ÷ this, req/s | other ÷ this, CPU per request |", "|---|--:|--:|--:|--:|--:|--:|");
       for (const s of compared) {
         const other = s.other!;

@@ -21,7 +21,9 @@
  * BENCH_FROM_SOURCE (1: the service runs from its TypeScript sources, so profiles name packages),
  * BENCH_IDLE_SETTLE_S (25: how long a fresh idle service is watched for its settled RSS),
  * BENCH_AB (the dist/cli.js of another build of the service: it serves every scenario too, in the same
- * turns on the same database, and the report compares the two builds), MX_BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306/mx_bench).
+ * turns on the same database, and the report compares the two builds), BENCH_AB_NODE_OPTIONS (NODE_OPTIONS
+ * for that other build only: BENCH_AB set to this build's own dist/cli.js compares Node or V8 flags),
+ * MX_BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306/mx_bench).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -66,6 +68,7 @@ const PROFILE_DIR = env.BENCH_CPU_PROF_DIR ? resolve(env.BENCH_CPU_PROF_DIR) : u
 const IDLE_SETTLE_S = SKIP.has("idle") ? 1 : Number(env.BENCH_IDLE_SETTLE_S ?? 25);
 /** Another build's binary (BENCH_AB): the "other" service, compared with this checkout's. */
 const OTHER_CLI = env.BENCH_AB ? resolve(env.BENCH_AB) : undefined;
+const OTHER_ENV: Record<string, string> = env.BENCH_AB_NODE_OPTIONS ? { NODE_OPTIONS: env.BENCH_AB_NODE_OPTIONS } : {};
 const LISTINGS = 10_000;
 const CHAINS = 1_000;
 
@@ -444,8 +447,8 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
     const others = new Map<ChildServer, ChildServer>();
     if (OTHER_CLI) {
       const serve = [OTHER_CLI, "serve"];
-      others.set(service, await startService(dialect, database.url, {}, "other", serve));
-      others.set(uncached, await startService(dialect, database.url, { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "other-uncached", serve));
+      others.set(service, await startService(dialect, database.url, OTHER_ENV, "other", serve));
+      others.set(uncached, await startService(dialect, database.url, { ...OTHER_ENV, MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "other-uncached", serve));
       servers.push(...others.values());
     }
 
@@ -593,7 +596,7 @@ async function main() {
       listings: LISTINGS,
       chains: CHAINS,
       slices: SLICES,
-      ...(OTHER_CLI ? { otherBuild: OTHER_CLI } : {}),
+      ...(OTHER_CLI ? { otherBuild: OTHER_CLI + (env.BENCH_AB_NODE_OPTIONS ? ` with NODE_OPTIONS=${env.BENCH_AB_NODE_OPTIONS}` : "") } : {}),
     },
     dialects: [],
   };

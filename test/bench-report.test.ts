@@ -42,7 +42,7 @@ const report = (withOther: boolean): BenchReport => ({
 describe("bench report", () => {
   it("compares the other build's req/s and CPU per request with this one's", () => {
     const markdown = renderReport(report(true));
-    expect(markdown).toContain("`BENCH_AB=/x/dist-old/cli.js`");
+    expect(markdown).toContain("against the other one (/x/dist-old/cli.js)");
     expect(markdown).toContain("| REST publish | 800 | 1,180 | 688 | 1,322 | 0.86× | 1.12× |");
   });
 
