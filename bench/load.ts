@@ -47,8 +47,19 @@ export interface AlternatingSide {
   onSliceEnd?: () => void;
 }
 
-/** The order the servers run in during slice `slice`: A B, then B A, then A B… */
-export const sliceOrder = <T>(sides: readonly T[], slice: number): T[] => (slice % 2 === 0 ? [...sides] : [...sides].reverse());
+/**
+ * The order the servers run in during slice `slice`. Two take turns A B, then
+ * B A, then A B… More rotate, every second round of rotations backwards (A B C,
+ * B C A, C A B, C B A, A C B, B A C), so each takes each place as often: with
+ * A B C, C B A…, the same build run as A and as B read 1.00–1.20× apart, B
+ * (always right after another server's load) ahead.
+ */
+export const sliceOrder = <T>(sides: readonly T[], slice: number): T[] => {
+  if (sides.length <= 2) return slice % 2 === 0 ? [...sides] : [...sides].reverse();
+  const shift = slice % sides.length;
+  const rotated = [...sides.slice(shift), ...sides.slice(0, shift)];
+  return Math.floor(slice / sides.length) % 2 === 0 ? rotated : rotated.reverse();
+};
 
 const percentile = (sorted: number[], p: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN;

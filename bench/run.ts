@@ -443,13 +443,20 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
     // The same service with the read cache off: browse against the driver baseline, query for query.
     const uncached = await startService(dialect, database.url, { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "uncached");
     servers.push(uncached);
-    // The other build, cached and not, on the same database (BENCH_AB).
-    const others = new Map<ChildServer, ChildServer>();
-    if (OTHER_CLI) {
-      const serve = [OTHER_CLI, "serve"];
-      others.set(service, await startService(dialect, database.url, OTHER_ENV, "other", serve));
-      others.set(uncached, await startService(dialect, database.url, { ...OTHER_ENV, MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "other-uncached", serve));
-      servers.push(...others.values());
+    // BENCH_AB: the other build, cached and not, each beside a new instance of this build started with it, which
+    // stands in for this build's service in every scenario: the two are the same age (the first service has
+    // served the setup's requests; an instance of the same build compared with it read up to 1.20× apart).
+    const pairs = new Map<ChildServer, [ChildServer, ChildServer]>();
+    for (const [server, extra, label] of OTHER_CLI
+      ? ([
+          [service, {}, ""],
+          [uncached, { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "-uncached"],
+        ] as const)
+      : []) {
+      const mine = await startService(dialect, database.url, extra, `this${label}`);
+      const other = await startService(dialect, database.url, { ...OTHER_ENV, ...extra }, `other${label}`, [OTHER_CLI!, "serve"]);
+      servers.push(mine, other);
+      pairs.set(server, [mine, other]);
     }
 
     const refs: MarketRefs = {
@@ -476,7 +483,7 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
       { name: "mixed", title: "mixed: 90% browse / 10% trades", service, workload: () => mixedWorkload(refs, purchases), baseline: true, writes: true },
     ];
 
-    for (const scenario of scenarios) scenario.other = others.get(scenario.service);
+    for (const scenario of scenarios) [scenario.service, scenario.other] = pairs.get(scenario.service) ?? [scenario.service, undefined];
     const selected = scenarios.filter((scenario) => !ONLY || ONLY.has(scenario.name));
     await warmUp(selected, baseline);
 
@@ -506,7 +513,7 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
       // The server whose slice came last runs its half-load first, right after its own maximum (after the
       // other server's, MariaDB was still busy: 47–68 ms against 16–17 ms for the same run).
       const bareHalfLoad = async () => (bare ? halfLoad(baseline, bare, baselineWorkload()) : undefined);
-      const baselineLast = sliceOrder(["service", "baseline"], SLICES - 1).at(-1) === "baseline";
+      const baselineLast = sliceOrder(sides, SLICES - 1).at(-1)?.[0] === baseline;
       let bareHalf = baselineLast ? await bareHalfLoad() : undefined;
       const oursHalf = await halfLoad(scenario.service, ours, scenario.workload());
       if (!baselineLast) bareHalf = await bareHalfLoad();

@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
-import { alternatingMaxThroughput, type Workload } from "../bench/load.js";
+import { alternatingMaxThroughput, sliceOrder, type Workload } from "../bench/load.js";
 
 /**
  * The benchmark's ratios come from `alternatingMaxThroughput`: the service and
@@ -80,5 +80,20 @@ describe("alternatingMaxThroughput", () => {
     );
     expect(slices).toHaveLength(1);
     expect(result!.requests).toBeGreaterThan(0);
+  });
+});
+
+describe("sliceOrder", () => {
+  it("two servers take turns A B, B A", () => {
+    expect([0, 1, 2, 3].map((slice) => sliceOrder(["A", "B"], slice).join(""))).toEqual(["AB", "BA", "AB", "BA"]);
+  });
+
+  it("more servers rotate, forwards then backwards, each taking each place equally often", () => {
+    const orders = [0, 1, 2, 3, 4, 5].map((slice) => sliceOrder(["A", "B", "C"], slice).join(""));
+    expect(orders).toEqual(["ABC", "BCA", "CAB", "CBA", "ACB", "BAC"]);
+    for (const side of "ABC") for (let place = 0; place < 3; place++) expect(orders.filter((o) => o[place] === side)).toHaveLength(2);
+    // and each follows each other one as often
+    const follows = (a: string, b: string) => orders.filter((o) => o.includes(a + b)).length;
+    expect(new Set([follows("A", "B"), follows("B", "A"), follows("A", "C"), follows("C", "A"), follows("B", "C"), follows("C", "B")])).toEqual(new Set([2]));
   });
 });
