@@ -69,6 +69,8 @@ const IDLE_SETTLE_S = SKIP.has("idle") ? 1 : Number(env.BENCH_IDLE_SETTLE_S ?? 2
 /** Another build's binary (BENCH_AB): the "other" service, compared with this checkout's. */
 const OTHER_CLI = env.BENCH_AB ? resolve(env.BENCH_AB) : undefined;
 const OTHER_ENV: Record<string, string> = env.BENCH_AB_NODE_OPTIONS ? { NODE_OPTIONS: env.BENCH_AB_NODE_OPTIONS } : {};
+/** The service with its read cache off: browse query for query against the driver baseline. */
+const UNCACHED_ENV = { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" };
 const LISTINGS = 10_000;
 const CHAINS = 1_000;
 
@@ -441,23 +443,22 @@ async function benchDialect(dialect: Dialect): Promise<DialectReport> {
     const baseline = await startBaseline(dialect, database.url);
     servers.push(baseline);
     // The same service with the read cache off: browse against the driver baseline, query for query.
-    const uncached = await startService(dialect, database.url, { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "uncached");
+    const uncached = await startService(dialect, database.url, UNCACHED_ENV, "uncached");
     servers.push(uncached);
     // BENCH_AB: the other build, cached and not, each beside a new instance of this build started with it, which
     // stands in for this build's service in every scenario: the two are the same age (the first service has
     // served the setup's requests; an instance of the same build compared with it read up to 1.20× apart).
     const pairs = new Map<ChildServer, [ChildServer, ChildServer]>();
-    for (const [server, extra, label] of OTHER_CLI
-      ? ([
-          [service, {}, ""],
-          [uncached, { MEMORY_EXCHANGE_READ_CACHE_TTL_MS: "0" }, "-uncached"],
-        ] as const)
-      : []) {
-      const mine = await startService(dialect, database.url, extra, `this${label}`);
-      const other = await startService(dialect, database.url, { ...OTHER_ENV, ...extra }, `other${label}`, [OTHER_CLI!, "serve"]);
-      servers.push(mine, other);
-      pairs.set(server, [mine, other]);
-    }
+    if (OTHER_CLI)
+      for (const [server, extra, label] of [
+        [service, {}, "this"],
+        [uncached, UNCACHED_ENV, "this-uncached"],
+      ] as const) {
+        const mine = await startService(dialect, database.url, extra, label);
+        const other = await startService(dialect, database.url, { ...OTHER_ENV, ...extra }, label.replace("this", "other"), [OTHER_CLI, "serve"]);
+        servers.push(mine, other);
+        pairs.set(server, [mine, other]);
+      }
 
     const refs: MarketRefs = {
       adminKey,

@@ -1,10 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { openDatabase } from "../src/db/open-database.js";
 import { refreshStatistics } from "../src/db/sqlite-statistics.js";
+import { tempDatabaseFiles } from "./support/temp-files.js";
 
 /**
  * SQLite statistics without STAT4 samples: with samples loaded, every bound
@@ -13,17 +11,8 @@ import { refreshStatistics } from "../src/db/sqlite-statistics.js";
  * the planner to the index.
  */
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
 /** A fresh database file in a directory removed after the test. */
-function databaseFile() {
-  const dir = mkdtempSync(join(tmpdir(), "mx-stats-"));
-  dirs.push(dir);
-  return join(dir, "db.sqlite");
-}
+const databaseFile = tempDatabaseFiles("mx-stats-");
 
 /** A file database with an indexed column (100 values), analyzed the plain way: STAT4 samples included. */
 function analyzedDatabase() {

@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { openDatabase } from "../src/db/open-database.js";
 import { startWalCheckpointer } from "../src/db/wal-checkpointer.js";
+import { tempDatabaseFiles } from "./support/temp-files.js";
 
 /**
  * WAL checkpoints leave the serving connection (where one took ~10 ms of
@@ -12,15 +13,10 @@ import { startWalCheckpointer } from "../src/db/wal-checkpointer.js";
  * starts once the WAL has grown; a worker that cannot run hands them back.
  */
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const databaseFile = tempDatabaseFiles("mx-wal-");
 
 function walDatabase() {
-  const dir = mkdtempSync(join(tmpdir(), "mx-wal-"));
-  dirs.push(dir);
-  const file = join(dir, "db.sqlite");
+  const file = databaseFile();
   const sqlite = new BetterSqlite3(file);
   sqlite.pragma("journal_mode = WAL");
   sqlite.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)");
@@ -88,9 +84,7 @@ describe("WAL checkpointer", () => {
   });
 
   test("openDatabase leaves checkpoints to it on a file, not on an in-memory database", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mx-wal-"));
-    dirs.push(dir);
-    const onFile = await openDatabase({ dialect: "sqlite", file: join(dir, "db.sqlite") });
+    const onFile = await openDatabase({ dialect: "sqlite", file: databaseFile() });
     const inMemory = await openDatabase({ dialect: "sqlite", file: ":memory:" });
     try {
       expect(onFile.dialect === "sqlite" && autocheckpoint(onFile.sqlite)).toBe(0);
